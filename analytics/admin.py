@@ -1,0 +1,1 @@
+"""Admin of analytics (admin actions call services; they never write models directly)."""

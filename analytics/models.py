@@ -1,0 +1,1 @@
+"""Models of analytics: the call log, usage and cost rollups, finance reports and alerts."""

@@ -1,0 +1,1 @@
+"""Reads of analytics that are more than one line."""

@@ -1,0 +1,1 @@
+"""Writes of analytics (`<entity>_<action>` services, keyword-only, atomic, doing their own side effects)."""

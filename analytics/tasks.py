@@ -1,0 +1,1 @@
+"""Celery tasks of analytics. Tasks take ids (including tenant_id) and re-scope explicitly."""

@@ -1,0 +1,1 @@
+"""Server-rendered pages of analytics (thin: forms validate, services write, selectors read)."""

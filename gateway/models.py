@@ -1,0 +1,1 @@
+"""Models of gateway: providers, model deployments, catalog entries, routing and resource policies."""

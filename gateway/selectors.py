@@ -1,0 +1,1 @@
+"""Reads of gateway that are more than one line."""

@@ -1,0 +1,1 @@
+"""Writes of gateway (`<entity>_<action>` services, keyword-only, atomic, doing their own side effects)."""

@@ -1,0 +1,1 @@
+"""Server-rendered pages of gateway (thin: forms validate, services write, selectors read)."""

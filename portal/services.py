@@ -1,0 +1,1 @@
+"""Portal-wide writes (none yet: each app owns its writes)."""

@@ -1,0 +1,1 @@
+"""Portal-wide Celery tasks."""

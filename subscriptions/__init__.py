@@ -1,0 +1,1 @@
+"""Applications, API keys, plans, subscriptions and the approval workflow."""

@@ -1,0 +1,1 @@
+"""Admin of subscriptions (admin actions call services; they never write models directly)."""

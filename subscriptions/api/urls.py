@@ -1,0 +1,7 @@
+"""Management API routes of subscriptions, mounted under /api/v1/ by portal/api/urls.py."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, URLResolver
+
+urlpatterns: list[URLPattern | URLResolver] = []

@@ -1,0 +1,1 @@
+"""Models of subscriptions: applications, API keys, plans, subscriptions and their approval."""

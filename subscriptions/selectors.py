@@ -1,0 +1,1 @@
+"""Reads of subscriptions that are more than one line."""

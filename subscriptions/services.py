@@ -1,0 +1,1 @@
+"""Writes of subscriptions (`<entity>_<action>` services, keyword-only, atomic, doing their own side effects)."""

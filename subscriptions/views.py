@@ -1,0 +1,1 @@
+"""Server-rendered pages of subscriptions (thin: forms validate, services write, selectors read)."""

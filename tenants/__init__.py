@@ -1,0 +1,1 @@
+"""Accounts, tenants, memberships and roles, invitations and the audit log."""

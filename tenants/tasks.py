@@ -1,0 +1,1 @@
+"""Celery tasks of tenants. Tasks take ids (including tenant_id) and re-scope explicitly."""

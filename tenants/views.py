@@ -1,0 +1,1 @@
+"""Tenants app pages (accounts, members, invitations, audit log) live here."""

@@ -34,6 +34,7 @@ import json
 import math
 import multiprocessing
 import re
+import signal
 import struct
 import threading
 import time
@@ -562,9 +563,18 @@ def run(host: str = "127.0.0.1", port: int = 9100, workers: int = 1) -> None:
     processes = [multiprocessing.Process(target=_serve, args=(host, port, True), daemon=True) for _ in range(workers)]
     for process in processes:
         process.start()
+
+    def _interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the workers too, not only this parent
     try:
         for process in processes:
             process.join()
     except KeyboardInterrupt:
+        pass
+    finally:
         for process in processes:
             process.terminate()
+        for process in processes:
+            process.join(timeout=5)

@@ -16,7 +16,8 @@ from tests.servers import ROOT, OutputReader, embedded_env, free_port
 pytestmark = pytest.mark.slow
 
 
-def test_demo_starts_cold_on_embedded_defaults_and_stops_on_ctrl_c(tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_demo_starts_cold_on_embedded_defaults_and_stops_everything(tmp_path, stop_signal):
     port, mock_port = free_port(), free_port()
     env = embedded_env(DEBUG="true", GATEHOUSE_VAR_DIR=str(tmp_path))  # no DATABASE_URL/REDIS_URL, empty var/
     started = time.monotonic()
@@ -40,7 +41,7 @@ def test_demo_starts_cold_on_embedded_defaults_and_stops_on_ctrl_c(tmp_path):
             json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]},
         ).json()
     finally:
-        demo.send_signal(signal.SIGINT)
+        demo.send_signal(stop_signal)
         try:
             demo.wait(timeout=20)
         except subprocess.TimeoutExpired:
@@ -57,7 +58,7 @@ def test_demo_starts_cold_on_embedded_defaults_and_stops_on_ctrl_c(tmp_path):
     assert "owner@acme.test" in printed
     assert f"curl -s {mock}/v1/chat/completions" in printed
     assert demo.returncode == 0, printed
-    for url in (f"{base}/healthz", f"{mock}/v1/models"):  # Ctrl-C stopped both servers
+    for url in (f"{base}/healthz", f"{mock}/v1/models"):  # the signal stopped both servers
         with pytest.raises(httpx.TransportError):
             httpx.get(url, timeout=1)
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import signal
 import struct
+import subprocess
+import sys
 import time
 
 import anthropic
@@ -12,6 +15,7 @@ import openai
 import pytest
 
 from gateway.mock_llm import count_tokens, parse_directives, truncate_to_tokens
+from tests.servers import ROOT, free_port, stop, wait_for
 
 USER = [{"role": "user", "content": "Hello, world!"}]
 
@@ -328,3 +332,33 @@ def test_tokenizer_counts_words_and_punctuation():
     assert truncate_to_tokens("one two three", 2) == ("one two", True)
     assert truncate_to_tokens("one two", 5) == ("one two", False)
     assert truncate_to_tokens("one", 0) == ("", True)
+
+
+@pytest.mark.slow
+def test_mock_llm_command_serves_with_several_workers_and_kill_stops_them_all():
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "mock_llm", "--port", str(port), "--workers", "2"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{url}/v1/models", proc)
+        replies = {
+            httpx.post(f"{url}/v1/chat/completions", json={"model": "m", "messages": USER}).json()["choices"][0][
+                "message"
+            ]["content"]
+            for _ in range(20)
+        }
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+    finally:
+        output = stop(proc)
+
+    assert replies == {"echo: Hello, world!"}
+    assert "2 workers" in output
+    with pytest.raises(httpx.TransportError):  # no worker process is left holding the port
+        httpx.get(f"{url}/v1/models", timeout=1)

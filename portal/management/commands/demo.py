@@ -26,6 +26,10 @@ def _port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _wait_until_up(url: str, procs: list[subprocess.Popen[bytes]], seconds: float = 60.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -55,6 +59,10 @@ class Command(BaseCommand):
             if not _port_is_free(host, number):
                 raise CommandError(f"Port {number} on {host} is in use: stop what runs there, or pass {name}.")
 
+        # Ctrl-C and `kill` both stop everything; explicit, because a shell that starts us in the background
+        # leaves SIGINT ignored, and SIGTERM would otherwise kill us without stopping the children.
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
         base_url, mock_url = f"http://{host}:{port}", f"http://{host}:{mock_port}"
         call_command("migrate", interactive=False, verbosity=0)
         summary = demo_seed(base_url=base_url, mock_url=mock_url)

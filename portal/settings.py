@@ -107,7 +107,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "gatehouse.sqlite3",
+            "NAME": str(VAR_DIR / "gatehouse.sqlite3"),
             "OPTIONS": {
                 # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue instead of failing with
                 # "database is locked" halfway through a transaction; WAL lets readers run beside a writer.

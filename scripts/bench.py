@@ -20,10 +20,11 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SCENARIOS = {
+SCENARIOS: dict[str, tuple[str, dict[str, Any]]] = {
     "mock-chat": (
         "/v1/chat/completions",
         {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello, world!"}]},
@@ -52,7 +53,7 @@ def wait_until_up(url: str, seconds: float = 30) -> None:
     raise SystemExit(f"{url} did not come up within {seconds} s")
 
 
-def wrk(url: str, body: dict, *, connections: int, duration: int, threads: int) -> dict[str, float]:
+def wrk(url: str, body: dict[str, Any], *, connections: int, duration: int, threads: int) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(
             'wrk.method = "POST"\n'

@@ -50,6 +50,18 @@ def test_cache_and_channel_layer_follow_redis_url(settings):
         assert settings.CELERY_TASK_ALWAYS_EAGER is True
 
 
+def test_celery_app_uses_the_configured_broker_or_runs_eagerly():
+    from portal import celery_app
+
+    if os.environ.get("REDIS_URL"):
+        assert celery_app.conf.broker_url == os.environ["REDIS_URL"]
+        assert celery_app.conf.task_always_eager is False
+    else:
+        assert celery_app.conf.broker_url == "memory://"
+        assert celery_app.conf.task_always_eager is True
+    assert celery_app.conf.task_acks_late is True  # a worker that dies mid-task does not lose it
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "GATEHOUSE_ENCRYPTION_KEY"])
 def test_production_refuses_to_start_without_its_secrets(missing):

@@ -11,7 +11,8 @@ from django.db import transaction
 
 from tenants import selectors as tenant_selectors
 from tenants import services as tenant_services
-from tenants.models import Membership, Tenant, User
+from tenants.models import Tenant, User
+from tenants.permissions import Role
 
 DEMO_PASSWORD = "gatehouse-demo"  # noqa: S105 - published on purpose: demo accounts only, refused with DEBUG off
 
@@ -22,11 +23,11 @@ TENANTS = [
 ]
 USERS = [
     # e-mail, tenant slug, role
-    ("owner@acme.test", "acme", Membership.Role.OWNER),
-    ("admin@acme.test", "acme", Membership.Role.ADMIN),
-    ("finance@acme.test", "acme", Membership.Role.FINANCE),
-    ("owner@globex.test", "globex", Membership.Role.OWNER),
-    ("dev@globex.test", "globex", Membership.Role.DEVELOPER),
+    ("owner@acme.test", "acme", Role.OWNER),
+    ("admin@acme.test", "acme", Role.ADMIN),
+    ("finance@acme.test", "acme", Role.FINANCE),
+    ("owner@globex.test", "globex", Role.OWNER),
+    ("dev@globex.test", "globex", Role.DEVELOPER),
 ]
 OPERATOR_EMAIL = "ops@gatehouse.test"
 
@@ -69,7 +70,7 @@ def demo_seed(*, base_url: str, mock_url: str, password: str = DEMO_PASSWORD) ->
     """Create (or bring back) the demo tenants and users. Safe to run any number of times."""
     summary = DemoSummary(base_url=base_url, mock_url=mock_url, api_key=None)
     users = {email: _user(email, password) for email, _, _ in USERS}
-    owners = {slug: users[email] for email, slug, role in USERS if role == Membership.Role.OWNER}
+    owners = {slug: users[email] for email, slug, role in USERS if role == Role.OWNER}
 
     tenants: dict[str, Tenant] = {}
     for slug, name, kind in TENANTS:

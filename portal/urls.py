@@ -5,13 +5,20 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from portal import views
+from tenants import urls as tenant_urls
+from tenants.views import account
 
 portal_patterns = [
     path("", views.landing, name="landing"),
+    path("home/", account.home, name="home"),
 ]
 
 urlpatterns = [
     path("", include((portal_patterns, "portal"))),
+    path("", include((tenant_urls.urlpatterns, "tenants-top"))),
+    path("t/<slug:tenant_slug>/", include((tenant_urls.tenant_urlpatterns, "tenants"))),
+    path("accounts/", include(tenant_urls.account_urlpatterns)),
+    path("accounts/", include("allauth.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("admin/", admin.site.urls),

@@ -38,7 +38,7 @@ def test_seed_creates_the_demo_tenants_users_and_roles():
         ("owner@globex.test", "globex", "owner"),
         ("dev@globex.test", "globex", "developer"),
     }
-    stored = set(Membership.objects.values_list("user__email", "tenant__slug", "role"))
+    stored = set(Membership.all_tenants.values_list("user__email", "tenant__slug", "role"))
     assert stored == roles
 
 
@@ -53,7 +53,7 @@ def test_seed_is_idempotent_and_restores_the_published_password():
     assert first == second
     assert User.objects.count() == 6  # five tenant users and the platform operator
     assert Tenant.objects.count() == 2
-    assert Membership.objects.count() == 5
+    assert Membership.all_tenants.count() == 5
     owner.refresh_from_db()
     assert owner.check_password(second["users"][0]["password"])
 

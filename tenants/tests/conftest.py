@@ -1,0 +1,94 @@
+"""Personas for tenant tests: tenant A with one member per role, an outsider who owns tenant B, anonymous."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import pytest
+from django.test import Client
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from tenants import services
+from tenants.mfa import STEP_UP_SESSION_KEY
+from tenants.models import Invitation, Membership, Tenant, User
+from tenants.permissions import Role
+
+PASSWORD = "correct-horse-battery-staple"
+ROLES = [Role.OWNER, Role.ADMIN, Role.DEVELOPER, Role.FINANCE, Role.VIEWER]
+
+
+@dataclass
+class World:
+    tenant: Tenant
+    other: Tenant
+    users: dict[str, User] = field(default_factory=dict)  # role name, "outsider"
+    memberships: dict[str, Membership] = field(default_factory=dict)
+    invitation: Invitation | None = None
+    invitation_token: str = ""
+
+
+def make_user(email: str) -> User:
+    return services.user_create(email=email, password=PASSWORD)
+
+
+def enroll_totp(user: User) -> TOTPDevice:
+    return TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+
+
+def totp_code(device: TOTPDevice, *, offset_steps: int = 0) -> str:
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time() + offset_steps * device.step
+    return f"{totp.token():0{device.digits}d}"
+
+
+def login_verified(client: Client, user: User) -> Client:
+    """Log in as if through password + OTP just now (the MFA flow itself is tested in test_mfa.py)."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or enroll_totp(user)
+    client.force_login(user)
+    session = client.session
+    session["otp_device_id"] = device.persistent_id
+    session[STEP_UP_SESSION_KEY] = time.time()
+    session.save()
+    return client
+
+
+@pytest.fixture
+def world(db) -> World:
+    owner = make_user("owner@a.test")
+    tenant = services.tenant_create(slug="tenant-a", name="Tenant A", owner=owner)
+    outsider = make_user("outsider@b.test")
+    other = services.tenant_create(slug="tenant-b", name="Tenant B", owner=outsider)
+    w = World(tenant=tenant, other=other)
+    w.users = {"owner": owner, "outsider": outsider}
+    w.memberships["owner"] = Membership.objects.for_tenant(tenant).get(user=owner)
+    for role in ROLES[1:]:
+        user = make_user(f"{role.value}@a.test")
+        w.users[role.value] = user
+        w.memberships[role.value] = services.membership_create(tenant=tenant, user=user, role=role)
+    # A second owner, so that the persona "owner" may leave or hand over ownership like any owner could.
+    services.membership_create(tenant=tenant, user=make_user("co-owner@a.test"), role=Role.OWNER)
+    actor = services.Actor(user=owner)
+    w.invitation, w.invitation_token = services.invitation_create(
+        tenant=tenant,
+        email="newcomer@a.test",
+        role=Role.DEVELOPER,
+        actor=actor,
+        by=w.memberships["owner"],
+        accept_url_base="http://testserver/",
+    )
+    return w
+
+
+@pytest.fixture
+def as_persona(world: World):
+    """A client logged in (with a fresh MFA verification) as the named persona; "anonymous" for none."""
+
+    def _client(name: str) -> Client:
+        client = Client()
+        if name != "anonymous":
+            login_verified(client, world.users[name])
+        return client
+
+    return _client

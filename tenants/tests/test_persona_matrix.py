@@ -1,0 +1,149 @@
+"""Every tenant-scoped URL, as every persona: owner, each lesser role, an outsider (another tenant) and anonymous.
+
+The URLs are collected from the URL conf (any route with ``<tenant_slug>``), so a new page or endpoint is
+covered the moment it is added — and fails here until it says what a valid request looks like (SAMPLES).
+The expected status comes from the permission table (tenants/permissions.py), not from a hand-written list.
+Denied requests must leave the database exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from tenants.models import AuditEvent, Invitation, Membership, PersonalAccessToken, Tenant
+from tenants.permissions import ROLE_PERMISSIONS, Role
+from tenants.tests.conftest import World
+
+PERSONAS = ["owner", "admin", "developer", "finance", "viewer", "outsider", "anonymous"]
+
+# How to call each route: URL kwargs beyond the tenant, and a valid body per method that writes.
+KWARGS: dict[str, Callable[[World], Any]] = {
+    "member_id": lambda w: w.memberships["viewer"].pk,
+    "invitation_id": lambda w: w.invitation.pk,
+}
+SAMPLES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
+    ("tenants:invite", "POST"): lambda w: {"email": "new@a.test", "role": "viewer"},
+    ("tenants:member-role", "POST"): lambda w: {"role": "developer"},
+    ("tenants:member-remove", "POST"): lambda w: {},
+    ("tenants:invitation-revoke", "POST"): lambda w: {},
+    ("tenants:leave", "POST"): lambda w: {},
+    ("tenants:transfer", "POST"): lambda w: {"membership": w.memberships["admin"].pk},
+    ("tenants:settings", "POST"): lambda w: {
+        "name": "Tenant A2",
+        "default_region": "us",
+        "timezone": "Europe/Berlin",
+    },
+    ("api:tenant-detail", "PATCH"): lambda w: {"name": "Tenant A2"},
+    ("api:member-detail", "PATCH"): lambda w: {"role": "developer"},
+    ("api:member-detail", "DELETE"): lambda w: {},
+    ("api:invitation-list", "POST"): lambda w: {"email": "new@a.test", "role": "viewer"},
+    ("api:invitation-detail", "DELETE"): lambda w: {},
+}
+# What a permitted request answers.
+SUCCESS = {"GET": 200, "POST": 302, "PATCH": 200, "DELETE": 204}
+API_SUCCESS = {"POST": 201}
+
+
+def _walk(patterns: list[Any], prefix: str = "", namespace: str = "") -> Iterator[tuple[str, str, Any]]:
+    for p in patterns:
+        if isinstance(p, URLResolver):
+            ns = f"{namespace}:{p.namespace}" if namespace and p.namespace else (p.namespace or namespace)
+            yield from _walk(p.url_patterns, prefix + str(p.pattern), ns)
+        elif isinstance(p, URLPattern) and p.name:
+            yield (f"{namespace}:{p.name}" if namespace else p.name), prefix + str(p.pattern), p.callback
+
+
+def tenant_routes() -> list[tuple[str, str, Any]]:
+    return [r for r in _walk(get_resolver().url_patterns) if "<slug:tenant_slug>" in r[1]]
+
+
+def _cases() -> Iterator[Any]:
+    for name, route, callback in tenant_routes():
+        view_class = getattr(callback, "view_class", None)
+        if view_class is not None:  # DRF API view: methods and permissions declared on the class
+            for method, perm in view_class.permissions.items():
+                yield pytest.param(name, route, method, perm, True, id=f"{name}-{method}")
+        else:  # page guarded by tenant_view
+            assert hasattr(callback, "tenant_permission"), f"{name} is under /t/<slug>/ but not guarded by tenant_view"
+            yield pytest.param(name, route, "GET", callback.tenant_permission, False, id=f"{name}-GET")
+            yield pytest.param(name, route, "POST", callback.tenant_post_permission, False, id=f"{name}-POST")
+
+
+def _url(route: str, world: World) -> str:
+    url = "/" + route.replace("<slug:tenant_slug>", world.tenant.slug)
+    for key, value in KWARGS.items():
+        url = url.replace(f"<int:{key}>", str(value(world)))
+    assert "<" not in url, f"add a KWARGS entry for {url}"
+    return url
+
+
+def fingerprint() -> list[Any]:
+    return [
+        list(Tenant.objects.order_by("pk").values()),
+        list(Membership.all_tenants.order_by("pk").values()),
+        list(Invitation.all_tenants.order_by("pk").values()),
+        list(PersonalAccessToken.objects.order_by("pk").values()),
+        AuditEvent.all_tenants.count(),
+    ]
+
+
+def _expected(persona: str, method: str, perm: Any, is_api: bool, allowed_methods: set[str]) -> int:
+    if method not in allowed_methods:
+        return 405  # method checks wrap the tenant check: nothing about the tenant is revealed
+    if persona == "anonymous":
+        return 401 if is_api else 302
+    if persona == "outsider":
+        return 404
+    if perm not in ROLE_PERMISSIONS[Role(persona)]:
+        return 403
+    return API_SUCCESS.get(method, SUCCESS[method]) if is_api else SUCCESS[method]
+
+
+def _allowed_methods(callback: Any) -> set[str]:
+    """A page's methods, read from its require_http_methods decorator (the closure keeps the list)."""
+    for cell in callback.__closure__ or ():
+        if isinstance(cell.cell_contents, list) and all(isinstance(m, str) for m in cell.cell_contents):
+            return set(cell.cell_contents)
+    return {"GET", "POST"}
+
+
+def test_every_tenant_route_is_in_the_matrix():
+    names = {name for name, _, _ in tenant_routes()}
+
+    assert {"tenants:overview", "tenants:members", "tenants:audit", "api:member-list", "api:audit-event-list"} <= names
+    assert len(names) >= 17
+
+
+@pytest.mark.parametrize(("name", "route", "method", "perm", "is_api"), list(_cases()))
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_persona_gets_exactly_the_access_its_role_allows(world, as_persona, persona, name, route, method, perm, is_api):
+    callback = next(cb for n, _, cb in tenant_routes() if n == name)
+    allowed = {method} if is_api else _allowed_methods(callback)
+    expected = _expected(persona, method, perm, is_api, allowed)
+    if method != "GET" and expected in (200, 201, 204, 302) and persona not in ("anonymous", "outsider"):
+        sample = SAMPLES.get((name, method))
+        assert sample is not None, f"add a SAMPLES entry for {name} {method}"
+        data = sample(world)
+    else:
+        data = SAMPLES.get((name, method), lambda w: {})(world)
+    client = as_persona(persona)
+    before = fingerprint()
+
+    call = getattr(client, method.lower())
+    response = (
+        call(_url(route, world), data, content_type="application/json")
+        if is_api and data
+        else call(_url(route, world), data)
+    )
+
+    assert response.status_code == expected, (persona, name, method, getattr(response, "content", b"")[:300])
+    if expected == 302 and persona == "anonymous":
+        assert response["location"].startswith("/accounts/login/")
+    if expected not in (200, 201, 204, 302) or persona in ("anonymous", "outsider"):
+        assert fingerprint() == before, "a denied request changed the database"
+    elif method != "GET":
+        assert fingerprint() != before, "a permitted write changed nothing: is the sample valid?"

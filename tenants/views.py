@@ -1,1 +1,0 @@
-"""Tenants app pages (accounts, members, invitations, audit log) live here."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, models, transaction
@@ -108,8 +109,13 @@ def _sha256(value: str) -> str:
 
 
 @transaction.atomic
-def user_create(*, email: str, password: str, is_staff: bool = False, is_superuser: bool = False) -> User:
-    return User.objects.create_user(email=email, password=password, is_staff=is_staff, is_superuser=is_superuser)
+def user_create(
+    *, email: str, password: str, email_verified: bool = False, is_staff: bool = False, is_superuser: bool = False
+) -> User:
+    """A user created outside sign-up (demo, operators, tests). Sign-up itself goes through allauth."""
+    user = User.objects.create_user(email=email, password=password, is_staff=is_staff, is_superuser=is_superuser)
+    EmailAddress.objects.create(user=user, email=user.email, primary=True, verified=email_verified)
+    return user
 
 
 @transaction.atomic

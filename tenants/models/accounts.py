@@ -96,7 +96,6 @@ class BackupCodeDevice(ThrottlingMixin, Device):
         deleted, _ = self.codes.filter(digest=backup_code_digest(token)).delete()
         if deleted:
             self.throttle_reset(commit=False)
-            self.set_last_used_timestamp(commit=False)
             self.save()
             return True
         self.throttle_increment(commit=True)

@@ -30,7 +30,7 @@ class World:
 
 
 def make_user(email: str) -> User:
-    return services.user_create(email=email, password=PASSWORD)
+    return services.user_create(email=email, password=PASSWORD, email_verified=True)
 
 
 def enroll_totp(user: User) -> TOTPDevice:

@@ -81,12 +81,25 @@ class OTPCodeForm(forms.Form):
 
 
 class TOTPConfirmForm(forms.Form):
+    """The first code of a new authenticator; replacing a working one also needs the password."""
+
+    password = forms.CharField(
+        required=False,
+        label="Your password",
+        help_text="Needed because this replaces your current authenticator.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
     code = forms.CharField(
         max_length=6,
         min_length=6,
         label="First code from your app",
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}),
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
     )
+
+    def __init__(self, *args: object, replacing: bool, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        if not replacing:
+            del self.fields["password"]
 
 
 class PasswordConfirmForm(forms.Form):

@@ -436,17 +436,23 @@ def _new_backup_codes(user: User) -> list[str]:
 
 
 @transaction.atomic
-def mfa_totp_confirm(*, user: User, device: TOTPDevice, code: str, actor: Actor) -> list[str]:
-    """Confirm enrollment with a first code; replaces any earlier TOTP device. Returns new backup codes."""
+def mfa_totp_confirm(
+    *, user: User, device: TOTPDevice, code: str, actor: Actor, password: str | None = None
+) -> list[str]:
+    """Confirm enrollment with a first code; returns new backup codes. Replacing a confirmed authenticator
+    (a new phone) also needs the account password."""
     if device.user_id != user.pk or device.confirmed:
         raise DomainError("Start the set-up again.")
+    replacing = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    if replacing and not user.check_password(password or ""):
+        raise DomainError("That password is not right.", code="wrong_password")
     if not device.verify_token(code.strip().replace(" ", "")):
         raise DomainError("That code did not match. Check the time on your phone and try the next code.")
     TOTPDevice.objects.filter(user=user, confirmed=True).delete()
     device.confirmed = True
     device.save(update_fields=["confirmed"])
     codes = _new_backup_codes(user)
-    audit_record(actor=actor, action="mfa.enabled", target=user)
+    audit_record(actor=actor, action="mfa.replaced" if replacing else "mfa.enabled", target=user)
     return codes
 
 

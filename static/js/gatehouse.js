@@ -7,7 +7,7 @@ document.addEventListener("click", async (event) => {
   const label = button.innerHTML;
   try {
     await navigator.clipboard.writeText(source.innerText);
-    button.innerHTML = '<i class="bi bi-check2"></i> Copied';
+    button.innerHTML = '<i class="bi bi-check2" aria-hidden="true"></i> Copied';
   } catch {
     button.innerHTML = "Press Ctrl+C";
     const range = document.createRange();
@@ -17,4 +17,13 @@ document.addEventListener("click", async (event) => {
     selection.addRange(range);
   }
   setTimeout(() => { button.innerHTML = label; }, 2000);
+});
+
+// Dates in the viewer's time zone: <time datetime="ISO" data-local-time> is rewritten in local time.
+document.querySelectorAll("time[data-local-time]").forEach((el) => {
+  const when = new Date(el.getAttribute("datetime"));
+  if (!Number.isNaN(when.getTime())) {
+    el.textContent = when.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+    el.title = el.getAttribute("datetime");
+  }
 });

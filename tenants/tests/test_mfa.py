@@ -81,17 +81,21 @@ def test_a_wrong_first_code_does_not_turn_mfa_on():
     assert not TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
 
-def test_replacing_the_authenticator_needs_a_recent_verification():
+def test_replacing_the_authenticator_needs_the_password():
     user = make_user("ada@example.test")
     client = login_verified(Client(), user)
-    session = client.session
-    session[STEP_UP_SESSION_KEY] = 0
-    session.save()
+    old = TOTPDevice.objects.get(user=user)
+    assert "Your password" in client.get("/accounts/mfa/setup/").content.decode()
+    new = TOTPDevice.objects.get(user=user, confirmed=False)
 
-    response = client.get("/accounts/mfa/setup/")
+    refused = client.post("/accounts/mfa/setup/", {"code": totp_code(new), "password": "guess"})
+    assert "That password is not right." in refused.content.decode()
+    assert TOTPDevice.objects.filter(pk=old.pk, confirmed=True).exists()
 
-    assert response.status_code == 302
-    assert response["location"].startswith("/accounts/mfa/verify/")
+    replaced = client.post("/accounts/mfa/setup/", {"code": totp_code(new), "password": PASSWORD})
+    assert replaced.status_code == 200
+    assert list(TOTPDevice.objects.filter(user=user, confirmed=True)) == [new]
+    assert AuditEvent.all_tenants.filter(action="mfa.replaced", actor=user).exists()
 
 
 def test_disabling_needs_the_password():

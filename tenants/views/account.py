@@ -121,17 +121,19 @@ def _qr_svg(data: str) -> str:
 def mfa_setup(request: HttpRequest) -> HttpResponse:
     """Enroll (or re-enroll) an authenticator app: scan, confirm with a first code, save the backup codes."""
     user = _user(request)
-    if user_has_mfa(user) and not is_recently_verified(request):
-        # Replacing a working second factor is itself privileged.
-        return redirect(f"{reverse('mfa_verify')}?{urlencode({'next': request.get_full_path()})}")
+    replacing = user_has_mfa(user)
     device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
     if request.method == "GET" or device is None:
         device = services.mfa_totp_start(user=user)
-    form = TOTPConfirmForm(request.POST or None)
+    form = TOTPConfirmForm(request.POST or None, replacing=replacing)
     if request.method == "POST" and form.is_valid():
         try:
             codes = services.mfa_totp_confirm(
-                user=user, device=device, code=form.cleaned_data["code"], actor=Actor.from_request(request)
+                user=user,
+                device=device,
+                code=form.cleaned_data["code"],
+                password=form.cleaned_data.get("password"),
+                actor=Actor.from_request(request),
             )
         except DomainError as error:
             form.add_error("code", error.message)

@@ -109,9 +109,9 @@ class Command(BaseCommand):
  Gatehouse demo is running:  {base}/
  Mock LLM upstream:          {mock}/v1   (the only fake: speaks OpenAI and Anthropic)
 
- Sign in at {base}/admin/login/ — password for every account: {operator.password}
+ Sign in at {base}/accounts/login/ — password for every account: {operator.password}
 {logins}
-    {operator.email:<22} platform operator (Django admin)
+    {operator.email:<22} platform operator ({base}/admin/)
 
  API key: none yet — applications, keys and the /v1 gateway are not built yet.
  Until then, talk to the mock upstream directly:

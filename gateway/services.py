@@ -1,1 +1,160 @@
-"""Writes of gateway (`<entity>_<action>` services, keyword-only, atomic, doing their own side effects)."""
+"""Writes of the catalog: APIs, their versions and plans. Each writes an audit event in the same transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from gateway.models import AiApi, ApiVersion, Plan
+from portal.errors import DomainError
+from tenants.models import Tenant
+from tenants.services import Actor, audit_record
+
+VERSION_TRANSITIONS: dict[str, set[str]] = {
+    ApiVersion.Status.DRAFT: {ApiVersion.Status.PUBLISHED},
+    ApiVersion.Status.PUBLISHED: {ApiVersion.Status.DEPRECATED, ApiVersion.Status.RETIRED},
+    ApiVersion.Status.DEPRECATED: {ApiVersion.Status.PUBLISHED, ApiVersion.Status.RETIRED},
+    ApiVersion.Status.RETIRED: set(),
+}
+
+
+@transaction.atomic
+def api_create(
+    *,
+    tenant: Tenant,
+    slug: str,
+    name: str,
+    kind: str,
+    actor: Actor,
+    summary: str = "",
+    description: str = "",
+    tags: list[str] | None = None,
+    visibility: str = AiApi.Visibility.PUBLIC,
+    requires_approval: bool = True,
+) -> AiApi:
+    try:
+        with transaction.atomic():
+            api = AiApi.all_tenants.create(
+                tenant=tenant,
+                slug=slug,
+                name=name,
+                kind=AiApi.Kind(kind),
+                summary=summary,
+                description=description,
+                tags=sorted({t.strip().lower() for t in tags or [] if t.strip()}),
+                visibility=AiApi.Visibility(visibility),
+                requires_approval=requires_approval,
+            )
+    except IntegrityError:
+        raise DomainError(f"{tenant.name} already has an API called “{slug}”.", code="slug_taken") from None
+    audit_record(actor=actor, action="api.created", tenant=tenant, target=api, details={"slug": slug, "kind": kind})
+    return api
+
+
+@transaction.atomic
+def api_update(*, api: AiApi, actor: Actor, **changes: Any) -> AiApi:
+    allowed = {"name", "summary", "description", "tags", "visibility", "requires_approval"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise DomainError(f"These fields cannot be changed here: {', '.join(sorted(unknown))}.")
+    diff = {k: {"from": getattr(api, k), "to": v} for k, v in changes.items() if getattr(api, k) != v}
+    for field, value in changes.items():
+        setattr(api, field, value)
+    api.save()
+    if diff:
+        audit_record(
+            actor=actor, action="api.updated", tenant=api.tenant, target=api, details={"changed": sorted(diff)}
+        )
+    return api
+
+
+@transaction.atomic
+def version_create(
+    *,
+    api: AiApi,
+    version: str,
+    actor: Actor,
+    model_alias: str = "",
+    prompt_template: str = "",
+    variables_schema: dict[str, Any] | None = None,
+) -> ApiVersion:
+    if api.kind == AiApi.Kind.PROMPT and not prompt_template:
+        raise DomainError("A prompt API version needs a prompt template.")
+    if api.kind != AiApi.Kind.PROMPT and not model_alias:
+        raise DomainError("A chat or embeddings version needs the model alias clients will send.")
+    try:
+        with transaction.atomic():
+            created = ApiVersion.objects.create(
+                api=api,
+                version=version,
+                model_alias=model_alias,
+                prompt_template=prompt_template,
+                variables_schema=variables_schema or {},
+            )
+    except IntegrityError:
+        raise DomainError(f"{api.name} already has a version {version}.", code="version_taken") from None
+    audit_record(
+        actor=actor, action="api.version_created", tenant=api.tenant, target=created, details={"version": version}
+    )
+    return created
+
+
+@transaction.atomic
+def version_set_status(
+    *, version: ApiVersion, status: str, actor: Actor, sunset_at: datetime | None = None
+) -> ApiVersion:
+    """Move a version along draft → published → deprecated (needs a sunset date) → retired."""
+    target = ApiVersion.Status(status)
+    if target not in VERSION_TRANSITIONS[ApiVersion.Status(version.status)]:
+        raise DomainError(f"A {version.status} version cannot become {target}.", code="illegal_transition")
+    if target == ApiVersion.Status.DEPRECATED:
+        if sunset_at is None or sunset_at <= timezone.now():
+            raise DomainError("Deprecating a version needs a sunset date in the future.")
+        version.sunset_at = sunset_at
+    if target == ApiVersion.Status.PUBLISHED and version.published_at is None:
+        version.published_at = timezone.now()
+    previous, version.status = version.status, target
+    version.save()
+    audit_record(
+        actor=actor,
+        action=f"api.version_{target}",
+        tenant=version.api.tenant,
+        target=version,
+        details={
+            "version": version.version,
+            "from": previous,
+            "sunset_at": sunset_at.isoformat() if sunset_at else None,
+        },
+    )
+    return version
+
+
+@transaction.atomic
+def plan_create(*, api: AiApi, slug: str, name: str, actor: Actor, **limits: Any) -> Plan:
+    fields = {
+        "description",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "quota_period",
+        "token_quota",
+        "cost_quota_micros",
+        "allowed_models",
+        "requires_approval",
+    }
+    unknown = set(limits) - fields
+    if unknown:
+        raise DomainError(f"Unknown plan settings: {', '.join(sorted(unknown))}.")
+    for name_ in ("requests_per_minute", "tokens_per_minute", "token_quota", "cost_quota_micros"):
+        value = limits.get(name_)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+            raise DomainError(f"{name_} must be a positive whole number, or empty for no limit.")
+    try:
+        with transaction.atomic():
+            plan = Plan.objects.create(api=api, slug=slug, name=name, **limits)
+    except IntegrityError:
+        raise DomainError(f"{api.name} already has a plan “{slug}”.", code="slug_taken") from None
+    audit_record(actor=actor, action="plan.created", tenant=api.tenant, target=plan, details={"slug": slug, **limits})
+    return plan

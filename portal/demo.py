@@ -9,6 +9,10 @@ from dataclasses import asdict, dataclass, field
 
 from django.db import transaction
 
+from gateway import services as catalog_services
+from gateway.models import AiApi, ApiVersion, Plan
+from subscriptions import services as subscription_services
+from subscriptions.models import ApiKey, Application, Subscription
 from tenants import selectors as tenant_selectors
 from tenants import services as tenant_services
 from tenants.models import Tenant, User
@@ -87,4 +91,88 @@ def demo_seed(*, base_url: str, mock_url: str, password: str = DEMO_PASSWORD) ->
 
     _user(OPERATOR_EMAIL, password, is_superuser=True)
     summary.operator = DemoUser(email=OPERATOR_EMAIL, password=password, tenant=None, role="platform-operator")
+    summary.api_key = _catalog_and_access(tenants["acme"], tenants["globex"], users)
     return summary
+
+
+SUMMARIZE_TEMPLATE = "Summarize the following text in three sentences:\n\n{text}"
+SUMMARIZE_SCHEMA = {
+    "type": "object",
+    "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 20000}},
+    "required": ["text"],
+    "additionalProperties": False,
+}
+APIS = [
+    # slug, name, kind, model alias, requires approval, summary
+    ("assistant", "Assistant", "chat", "gpt-4o-mini", True, "General-purpose chat assistant for internal tools."),
+    ("embed", "Embeddings", "embeddings", "text-embedding-3-small", False, "Text embeddings for search and RAG."),
+    ("summarize", "Summarize", "prompt", "gpt-4o-mini", False, "Three-sentence summaries of any text."),
+]
+
+
+def _api(acme: Tenant, actor: tenant_services.Actor, spec: tuple[str, str, str, str, bool, str]) -> AiApi:
+    slug, name, kind, alias, approval, summary = spec
+    api = AiApi.objects.for_tenant(acme).filter(slug=slug).first()
+    if api is None:
+        api = catalog_services.api_create(
+            tenant=acme,
+            slug=slug,
+            name=name,
+            kind=kind,
+            actor=actor,
+            summary=summary,
+            description=f"## {name}\n\n{summary}\n\nServed in the **{acme.default_region.upper()}** region.",
+            tags=["demo", kind],
+            requires_approval=approval,
+        )
+    if not api.versions.exists():
+        version = catalog_services.version_create(
+            api=api,
+            version="v1",
+            actor=actor,
+            model_alias=alias,
+            prompt_template=SUMMARIZE_TEMPLATE if kind == "prompt" else "",
+            variables_schema=SUMMARIZE_SCHEMA if kind == "prompt" else None,
+        )
+        catalog_services.version_set_status(version=version, status=ApiVersion.Status.PUBLISHED, actor=actor)
+    if not api.plans.filter(slug="standard").exists():
+        limits: dict[str, object] = {"description": "For production applications."}
+        if slug == "assistant":
+            # SPEC §5: 120 requests/min and 200k tokens/min per application, a $50 monthly budget.
+            limits.update(requests_per_minute=120, tokens_per_minute=200_000, cost_quota_micros=50_000_000)
+        catalog_services.plan_create(api=api, slug="standard", name="Standard", actor=actor, **limits)
+    return api
+
+
+def _catalog_and_access(acme: Tenant, globex: Tenant, users: dict[str, User]) -> str:
+    """Acme publishes three APIs; Globex's application holds approved subscriptions and one fresh key."""
+    publisher = tenant_services.Actor(user=users["owner@acme.test"])
+    approver = tenant_services.Actor(user=users["admin@acme.test"])
+    developer = tenant_services.Actor(user=users["dev@globex.test"])
+    apis = [_api(acme, publisher, spec) for spec in APIS]
+
+    app = Application.objects.for_tenant(globex).filter(slug="globex-web").first()
+    if app is None:
+        app = subscription_services.application_create(
+            tenant=globex, slug="globex-web", name="Globex Web", actor=developer, description="Globex's customer site."
+        )
+    for api in apis:
+        subscription = app.subscriptions.filter(api=api, state__in=Subscription.LIVE_STATES).first()
+        if subscription is None:
+            subscription = subscription_services.subscription_request(
+                application=app,
+                api=api,
+                plan=Plan.objects.get(api=api, slug="standard"),
+                actor=developer,
+                justification="Customer support assistant on globex.example.",
+            )
+        if subscription.state == Subscription.State.PENDING:
+            subscription_services.subscription_approve(subscription=subscription, actor=approver, reason="Demo.")
+        elif subscription.state == Subscription.State.SUSPENDED:
+            subscription_services.subscription_resume(subscription=subscription, actor=approver)
+
+    # The full key exists only when it is made: each seeding replaces the demo key, so the printed one works.
+    for old in ApiKey.objects.filter(application=app, name="demo key", revoked_at=None):
+        subscription_services.api_key_revoke(key=old, actor=developer)
+    _, full_key = subscription_services.api_key_create(application=app, name="demo key", actor=developer)
+    return full_key

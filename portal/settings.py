@@ -163,7 +163,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "subscriptions-expire-due": {"task": "subscriptions.expire_due", "schedule": 60.0},
+    "subscriptions-revert-due-changes": {"task": "subscriptions.revert_due_changes", "schedule": 60.0},
+}
 
 # --- Auth -----------------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

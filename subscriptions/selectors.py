@@ -1,1 +1,140 @@
-"""Reads of subscriptions that are more than one line."""
+"""Reads of applications, subscriptions and keys — including the access snapshot the gateway consults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from gateway.models import ApiVersion
+from subscriptions.models import ApiKey, Application, ChangeRequest, Subscription
+from tenants.models import Tenant
+
+SERVING = (ApiVersion.Status.PUBLISHED, ApiVersion.Status.DEPRECATED)
+
+
+@dataclass(frozen=True)
+class ApiGrant:
+    """What one approved subscription lets a key call. Plain data: safe to cache in another process."""
+
+    api_id: int
+    api_slug: str
+    publisher_slug: str
+    kind: str
+    subscription_id: int
+    plan_slug: str
+    models: tuple[str, ...]
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    quota_period: str
+    token_quota: int | None
+    cost_quota_micros: int | None
+
+
+@dataclass(frozen=True)
+class KeyAccess:
+    """Everything the gateway needs to decide about one key, without the ORM."""
+
+    public_id: str
+    digest: str
+    application_id: int
+    application_slug: str
+    consumer_tenant_id: int
+    consumer_slug: str
+    expires_at: datetime | None
+    valid_until: datetime | None
+    ip_allowlist: tuple[str, ...]
+    grants: tuple[ApiGrant, ...]
+
+    def is_usable(self, now: datetime) -> bool:
+        return (self.expires_at is None or self.expires_at > now) and (
+            self.valid_until is None or self.valid_until > now
+        )
+
+    def grant_for_model(self, model: str) -> ApiGrant | None:
+        return next((g for g in self.grants if model in g.models), None)
+
+
+def _grant(subscription: Subscription) -> ApiGrant:
+    plan, api = subscription.plan, subscription.api
+    aliases = {v.model_alias for v in api.versions.all() if v.status in SERVING and v.model_alias}
+    allowed = set(plan.allowed_models) or aliases
+    # A prompt API is called by its own URL, never by model name: its model alias grants nothing directly.
+    models = () if api.kind == "prompt" else tuple(sorted((aliases & allowed) | set(subscription.extra_models)))
+    quota = None if plan.token_quota is None else plan.token_quota + subscription.extra_token_quota
+    return ApiGrant(
+        api_id=api.pk,
+        api_slug=api.slug,
+        publisher_slug=api.tenant.slug,
+        kind=api.kind,
+        subscription_id=subscription.pk,
+        plan_slug=plan.slug,
+        models=models,
+        requests_per_minute=plan.requests_per_minute,
+        tokens_per_minute=plan.tokens_per_minute,
+        quota_period=plan.quota_period,
+        token_quota=quota,
+        cost_quota_micros=plan.cost_quota_micros,
+    )
+
+
+def key_access_snapshot(public_id: str) -> KeyAccess | None:
+    """The access of one key as plain data, or None when it does not exist or is revoked.
+
+    Time limits (expiry, rotation grace) are carried, not applied, so a cached snapshot stays correct as time
+    passes; every change that could alter the answer publishes ``portal.events.access_changed``.
+    """
+    key = ApiKey.objects.select_related("application__tenant").filter(public_id=public_id, revoked_at=None).first()
+    if key is None:
+        return None
+    subscriptions = (
+        Subscription.objects.filter(application=key.application, state=Subscription.State.APPROVED)
+        .select_related("plan", "api__tenant")
+        .prefetch_related("api__versions")
+    )
+    if key.scopes:
+        subscriptions = subscriptions.filter(api_id__in=key.scopes)
+    application = key.application
+    return KeyAccess(
+        public_id=key.public_id,
+        digest=key.digest,
+        application_id=application.pk,
+        application_slug=application.slug,
+        consumer_tenant_id=application.tenant_id,
+        consumer_slug=application.tenant.slug,
+        expires_at=key.expires_at,
+        valid_until=key.valid_until,
+        ip_allowlist=tuple(key.ip_allowlist),
+        grants=tuple(_grant(s) for s in subscriptions),
+    )
+
+
+def applications_of(*, tenant: Tenant) -> QuerySet[Application]:
+    return Application.objects.for_tenant(tenant).prefetch_related("subscriptions__api", "keys")
+
+
+def subscriptions_pending_for_publisher(*, tenant: Tenant) -> QuerySet[Subscription]:
+    return Subscription.objects.filter(publisher=tenant, state=Subscription.State.PENDING).select_related(
+        "application__tenant", "api", "plan", "requested_by"
+    )
+
+
+def change_requests_pending_for_publisher(*, tenant: Tenant) -> QuerySet[ChangeRequest]:
+    return ChangeRequest.objects.filter(
+        subscription__publisher=tenant, state=ChangeRequest.State.PENDING
+    ).select_related("subscription__application__tenant", "subscription__api", "new_plan", "requested_by")
+
+
+def approvals_count(*, tenant: Tenant) -> int:
+    """The number on the inbox badge."""
+    return (
+        subscriptions_pending_for_publisher(tenant=tenant).count()
+        + change_requests_pending_for_publisher(tenant=tenant).count()
+    )
+
+
+def usable_keys(*, application: Application, now: datetime | None = None) -> list[ApiKey]:
+    now = now or timezone.now()
+    return [k for k in application.keys.all() if k.is_usable(now)]

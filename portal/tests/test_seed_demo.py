@@ -50,7 +50,7 @@ def test_seed_is_idempotent_and_restores_the_published_password():
 
     second = _seed_json()
 
-    assert first == second
+    assert {k: v for k, v in first.items() if k != "api_key"} == {k: v for k, v in second.items() if k != "api_key"}
     assert User.objects.count() == 6  # five tenant users and the platform operator
     assert Tenant.objects.count() == 2
     assert Membership.all_tenants.count() == 5
@@ -75,3 +75,30 @@ def test_seed_refuses_to_publish_passwords_in_production(settings):
         call_command("seed_demo")
 
     assert not User.objects.exists()
+
+
+def test_seed_publishes_the_catalog_and_prints_a_working_key():
+    first = _seed_json()
+    second = _seed_json()
+
+    from subscriptions import keys
+    from subscriptions.models import ApiKey, Subscription
+    from subscriptions.selectors import key_access_snapshot
+
+    assert first["api_key"] != second["api_key"]  # each seeding replaces the demo key…
+    assert keys.parse(first["api_key"]) is not None
+    access = key_access_snapshot(keys.parse(second["api_key"]).public_id)
+    assert access.digest == keys.digest(keys.parse(second["api_key"]).secret)
+    assert {g.api_slug for g in access.grants} == {"assistant", "embed", "summarize"}
+    assert access.grant_for_model("gpt-4o-mini").api_slug == "assistant"
+    assert access.grant_for_model("text-embedding-3-small").api_slug == "embed"
+    assert ApiKey.objects.filter(revoked_at=None).count() == 1  # …and the old one stops working
+    assert key_access_snapshot(keys.parse(first["api_key"]).public_id) is None
+    assert set(Subscription.objects.values_list("api__slug", "state")) == {
+        ("assistant", "approved"),
+        ("embed", "approved"),
+        ("summarize", "approved"),
+    }
+    assistant = access.grant_for_model("gpt-4o-mini")
+    assert (assistant.requests_per_minute, assistant.tokens_per_minute) == (120, 200_000)
+    assert assistant.cost_quota_micros == 50_000_000

@@ -113,8 +113,9 @@ class Command(BaseCommand):
 {logins}
     {operator.email:<22} platform operator ({base}/admin/)
 
- API key: none yet — applications, keys and the /v1 gateway are not built yet.
- Until then, talk to the mock upstream directly:
+ API key of globex-web (subscribed to acme's assistant, embed, summarize — shown once):
+   {summary.api_key}
+ The /v1 gateway that will accept it is not built yet; until then, talk to the mock upstream directly:
 
    curl -s {base}/readyz
    curl -s {mock}/v1/chat/completions -H 'content-type: application/json' \\

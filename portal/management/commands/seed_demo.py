@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from typing import Any
 
 from django.conf import settings
@@ -22,11 +24,13 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG and not options["force"]:
             raise CommandError("seed_demo creates accounts with a published password; with DEBUG off it needs --force.")
-        summary = demo_seed(
-            base_url=options["base_url"].rstrip("/"),
-            mock_url=options["mock_url"].rstrip("/"),
-            password=options["password"],
-        )
+        # Notification e-mails of the seeding (console backend) go to stderr: stdout carries only the result.
+        with contextlib.redirect_stdout(sys.stderr):
+            summary = demo_seed(
+                base_url=options["base_url"].rstrip("/"),
+                mock_url=options["mock_url"].rstrip("/"),
+                password=options["password"],
+            )
         if options["json"]:
             self.stdout.write(json.dumps(summary.as_dict(), indent=2))
             return

@@ -5,18 +5,25 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from portal import views
+from subscriptions import urls as subscription_urls
 from tenants import urls as tenant_urls
 from tenants.views import account
 
 portal_patterns = [
     path("", views.landing, name="landing"),
     path("home/", account.home, name="home"),
+    path("catalog/", views.catalog, name="catalog"),
+    path("catalog/<slug:publisher_slug>/<slug:api_slug>/", views.catalog_detail, name="catalog-detail"),
 ]
 
 urlpatterns = [
     path("", include((portal_patterns, "portal"))),
     path("", include((tenant_urls.urlpatterns, "tenants-top"))),
-    path("t/<slug:tenant_slug>/", include((tenant_urls.tenant_urlpatterns, "tenants"))),
+    # Every page of a tenant, one namespace: each view is guarded by tenants.access.tenant_view.
+    path(
+        "t/<slug:tenant_slug>/",
+        include((tenant_urls.tenant_urlpatterns + subscription_urls.tenant_urlpatterns, "tenants")),
+    ),
     path("accounts/", include(tenant_urls.account_urlpatterns)),
     path("accounts/", include("allauth.urls")),
     path("healthz", views.healthz, name="healthz"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -27,6 +28,8 @@ class World:
     memberships: dict[str, Membership] = field(default_factory=dict)
     invitation: Invitation | None = None
     invitation_token: str = ""
+    # Tenant A also publishes an API and consumes it (catalog and subscription routes need objects to act on).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def make_user(email: str) -> User:
@@ -78,7 +81,29 @@ def world(db) -> World:
         by=w.memberships["owner"],
         accept_url_base="http://testserver/",
     )
+    _add_market(w)
     return w
+
+
+def _add_market(w: World) -> None:
+    from gateway import services as catalog
+    from subscriptions import services as subs
+
+    actor = services.Actor(user=w.users["owner"])
+    api = catalog.api_create(tenant=w.tenant, slug="assistant", name="Assistant", kind="chat", actor=actor)
+    version = catalog.version_create(api=api, version="v1", model_alias="gpt-4o-mini", actor=actor)
+    catalog.version_set_status(version=version, status="published", actor=actor)
+    plan = catalog.plan_create(api=api, slug="standard", name="Standard", actor=actor)
+    catalog.plan_create(api=api, slug="large", name="Large", actor=actor)
+    web = subs.application_create(tenant=w.tenant, slug="web", name="Web", actor=actor)
+    other = subs.application_create(tenant=w.tenant, slug="other", name="Other", actor=actor)
+    subs.application_create(tenant=w.tenant, slug="fresh", name="Fresh", actor=actor)
+    approved = subs.subscription_request(application=web, api=api, plan=plan, actor=actor)
+    subs.subscription_approve(subscription=approved, actor=actor)
+    pending = subs.subscription_request(application=other, api=api, plan=plan, actor=actor)
+    change = subs.change_request_create(subscription=approved, actor=actor, extra_tokens=1000)
+    key, _ = subs.api_key_create(application=web, name="ci", actor=actor)
+    w.extra.update(api=api, web=web, approved=approved, pending=pending, change=change, key=key)
 
 
 @pytest.fixture

@@ -246,7 +246,7 @@ def test_privileged_action_with_a_stale_verification_goes_to_verify_and_comes_ba
     session = client.session
     session[STEP_UP_SESSION_KEY] = 0
     session.save()
-    url = _url(route, world)
+    url = _url(route, world, name)
     page_with_the_form = f"/t/{world.tenant.slug}/members/"
     before = fingerprint()
 

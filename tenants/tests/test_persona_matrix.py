@@ -24,6 +24,16 @@ PERSONAS = ["owner", "admin", "developer", "finance", "viewer", "outsider", "ano
 KWARGS: dict[str, Callable[[World], Any]] = {
     "member_id": lambda w: w.memberships["viewer"].pk,
     "invitation_id": lambda w: w.invitation.pk,
+    "app_slug": lambda w: w.extra["web"].slug,
+    "key_id": lambda w: w.extra["key"].pk,
+    "subscription_id": lambda w: w.extra["approved"].pk,
+    "change_id": lambda w: w.extra["change"].pk,
+    "publisher_slug": lambda w: w.tenant.slug,
+    "api_slug": lambda w: w.extra["api"].slug,
+}
+# Where one route needs another object than the kwarg's default.
+ROUTE_KWARGS: dict[str, dict[str, Callable[[World], Any]]] = {
+    "tenants:decide-subscription": {"subscription_id": lambda w: w.extra["pending"].pk},
 }
 SAMPLES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     ("tenants:invite", "POST"): lambda w: {"email": "new@a.test", "role": "viewer"},
@@ -37,6 +47,16 @@ SAMPLES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
         "default_region": "us",
         "timezone": "Europe/Berlin",
     },
+    ("tenants:applications", "POST"): lambda w: {"name": "New", "slug": "new-app"},
+    ("tenants:application-delete", "POST"): lambda w: {},
+    ("tenants:key-create", "POST"): lambda w: {"name": "k", "expires_in_days": "90"},
+    ("tenants:key-rotate", "POST"): lambda w: {"grace_hours": "24"},
+    ("tenants:key-revoke", "POST"): lambda w: {},
+    ("tenants:subscribe", "POST"): lambda w: {"application": "fresh", "plan": "standard", "justification": "x"},
+    ("tenants:change-request", "POST"): lambda w: {"new_plan": "large", "extra_tokens": "0", "justification": "x"},
+    ("tenants:decide-subscription", "POST"): lambda w: {"decision": "approve"},
+    ("tenants:decide-change", "POST"): lambda w: {"decision": "approve"},
+    ("tenants:subscriber-action", "POST"): lambda w: {"action": "suspend"},
     ("api:tenant-detail", "PATCH"): lambda w: {"name": "Tenant A2"},
     ("api:member-detail", "PATCH"): lambda w: {"role": "developer"},
     ("api:member-detail", "DELETE"): lambda w: {},
@@ -45,6 +65,8 @@ SAMPLES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
 }
 # What a permitted request answers.
 SUCCESS = {"GET": 200, "POST": 302, "PATCH": 200, "DELETE": 204}
+# Writes that answer with a page instead of a redirect: the new key is shown once, in that response only.
+PAGE_SUCCESS = {("tenants:key-create", "POST"): 200, ("tenants:key-rotate", "POST"): 200}
 API_SUCCESS = {"POST": 201}
 
 
@@ -73,16 +95,24 @@ def _cases() -> Iterator[Any]:
             yield pytest.param(name, route, "POST", callback.tenant_post_permission, False, id=f"{name}-POST")
 
 
-def _url(route: str, world: World) -> str:
+def _url(route: str, world: World, name: str = "") -> str:
     url = "/" + route.replace("<slug:tenant_slug>", world.tenant.slug)
-    for key, value in KWARGS.items():
-        url = url.replace(f"<int:{key}>", str(value(world)))
+    for key, value in {**KWARGS, **ROUTE_KWARGS.get(name, {})}.items():
+        url = url.replace(f"<int:{key}>", str(value(world))).replace(f"<slug:{key}>", str(value(world)))
     assert "<" not in url, f"add a KWARGS entry for {url}"
     return url
 
 
 def fingerprint() -> list[Any]:
+    from gateway.models import AiApi
+    from subscriptions.models import ApiKey, Application, ChangeRequest, Subscription
+
     return [
+        list(AiApi.all_tenants.order_by("pk").values()),
+        list(Application.all_tenants.order_by("pk").values()),
+        list(Subscription.objects.order_by("pk").values()),
+        list(ChangeRequest.objects.order_by("pk").values()),
+        list(ApiKey.objects.order_by("pk").values()),
         list(Tenant.objects.order_by("pk").values()),
         list(Membership.all_tenants.order_by("pk").values()),
         list(Invitation.all_tenants.order_by("pk").values()),
@@ -91,7 +121,7 @@ def fingerprint() -> list[Any]:
     ]
 
 
-def _expected(persona: str, method: str, perm: Any, is_api: bool, allowed_methods: set[str]) -> int:
+def _expected(persona: str, method: str, perm: Any, is_api: bool, allowed_methods: set[str], name: str = "") -> int:
     if method not in allowed_methods:
         return 405  # method checks wrap the tenant check: nothing about the tenant is revealed
     if persona == "anonymous":
@@ -100,7 +130,7 @@ def _expected(persona: str, method: str, perm: Any, is_api: bool, allowed_method
         return 404
     if perm not in ROLE_PERMISSIONS[Role(persona)]:
         return 403
-    return API_SUCCESS.get(method, SUCCESS[method]) if is_api else SUCCESS[method]
+    return API_SUCCESS.get(method, SUCCESS[method]) if is_api else PAGE_SUCCESS.get((name, method), SUCCESS[method])
 
 
 def _allowed_methods(callback: Any) -> set[str]:
@@ -123,7 +153,7 @@ def test_every_tenant_route_is_in_the_matrix():
 def test_persona_gets_exactly_the_access_its_role_allows(world, as_persona, persona, name, route, method, perm, is_api):
     callback = next(cb for n, _, cb in tenant_routes() if n == name)
     allowed = {method} if is_api else _allowed_methods(callback)
-    expected = _expected(persona, method, perm, is_api, allowed)
+    expected = _expected(persona, method, perm, is_api, allowed, name)
     if method != "GET" and expected in (200, 201, 204, 302) and persona not in ("anonymous", "outsider"):
         sample = SAMPLES.get((name, method))
         assert sample is not None, f"add a SAMPLES entry for {name} {method}"
@@ -134,11 +164,8 @@ def test_persona_gets_exactly_the_access_its_role_allows(world, as_persona, pers
     before = fingerprint()
 
     call = getattr(client, method.lower())
-    response = (
-        call(_url(route, world), data, content_type="application/json")
-        if is_api and data
-        else call(_url(route, world), data)
-    )
+    url = _url(route, world, name)
+    response = call(url, data, content_type="application/json") if is_api and data else call(url, data)
 
     assert response.status_code == expected, (persona, name, method, getattr(response, "content", b"")[:300])
     if expected == 302 and persona == "anonymous":

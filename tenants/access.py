@@ -15,9 +15,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
-from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.http import Http404, HttpRequest, HttpResponseBase
 
 from tenants.mfa import is_recently_verified, redirect_with_next, user_has_mfa
 from tenants.models import Membership, Tenant, User
@@ -42,15 +40,6 @@ def resolve_tenant(user: User, slug: str) -> TenantContext | None:
     if membership is None:
         return None
     return TenantContext(tenant=tenant, membership=membership)
-
-
-def _step_up_redirect(request: HttpRequest) -> HttpResponse:
-    """Send the user to verify; a form POST comes back to the page it was sent from."""
-    if request.method == "GET":
-        return redirect_with_next("mfa_verify", request)
-    referer = request.headers.get("referer", "")
-    back = referer if url_has_allowed_host_and_scheme(referer, {request.get_host()}) else request.path
-    return HttpResponseRedirect(f"{reverse('mfa_verify')}?{urlencode({'next': back})}")
 
 
 View = Callable[..., HttpResponseBase]
@@ -78,7 +67,7 @@ def tenant_view(permission: Perm, *, post: Perm | None = None) -> Callable[[View
                     messages.warning(request, "This action needs two-factor authentication. Set it up first.")
                     return redirect_with_next("mfa_setup", request)
                 if not is_recently_verified(request):
-                    return _step_up_redirect(request)
+                    return redirect_with_next("mfa_verify", request)
             request.tenant_ctx = ctx  # type: ignore[attr-defined]
             return view(request, *args, **kwargs)
 

@@ -102,8 +102,17 @@ def safe_next(request: HttpRequest, fallback: str) -> str:
     return fallback
 
 
+def _come_back_to(request: HttpRequest) -> str:
+    """Where to return after verifying: this page for a GET; for a form POST, the page the form was on (a
+    POST-only URL cannot be reopened, and the action is not replayed behind the user's back)."""
+    if request.method == "GET":
+        return request.get_full_path()
+    referer = request.headers.get("referer", "")
+    return referer if url_has_allowed_host_and_scheme(referer, {request.get_host()}) else reverse("portal:home")
+
+
 def redirect_with_next(urlname: str, request: HttpRequest) -> HttpResponseRedirect:
-    return HttpResponseRedirect(f"{reverse(urlname)}?{urlencode({'next': request.get_full_path()})}")
+    return HttpResponseRedirect(f"{reverse(urlname)}?{urlencode({'next': _come_back_to(request)})}")
 
 
 def step_up_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -324,3 +324,21 @@ def test_tenant_requiring_mfa_turns_away_members_without_it(world):
     assert turned_away["location"].startswith("/accounts/mfa/setup/")
     assert let_in.status_code == 200
     assert Membership.objects.for_tenant(world.tenant).filter(user=world.users["viewer"]).exists()
+
+
+def test_a_privileged_form_post_without_mfa_returns_to_the_form_page_after_set_up(world):
+    """Regression: the set-up used to send the user back to the POST-only URL (a 405)."""
+    client = Client()
+    client.force_login(world.users["admin"])
+    members = f"/t/{world.tenant.slug}/members/"
+    before = fingerprint()
+
+    response = client.post(
+        f"/t/{world.tenant.slug}/members/{world.memberships['viewer'].pk}/role/",
+        {"role": "developer"},
+        headers={"referer": f"http://testserver{members}"},
+    )
+
+    assert response.status_code == 302
+    assert parse_qs(urlsplit(response["location"]).query)["next"] == [f"http://testserver{members}"]
+    assert fingerprint() == before

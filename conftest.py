@@ -15,6 +15,9 @@ import pytest
 
 from gateway.mock_llm import MockLLMServer
 
+# Shared fixtures: the small publisher/consumer market used by catalog and subscription tests.
+pytest_plugins = ["subscriptions.tests.fixtures"]
+
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 

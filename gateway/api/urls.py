@@ -1,7 +1,19 @@
-"""Management API routes of gateway, mounted under /api/v1/ by portal/api/urls.py."""
+"""Management API routes of the catalog, mounted under /api/v1/ by portal/api/urls.py."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from gateway.api import views
+
+_api = "tenants/<slug:tenant_slug>/apis/<slug:api_slug>"
+
+urlpatterns = [
+    path("catalog", views.CatalogListApi.as_view(), name="catalog-list"),
+    path("catalog/<slug:publisher_slug>/<slug:api_slug>", views.CatalogDetailApi.as_view(), name="catalog-detail"),
+    path("tenants/<slug:tenant_slug>/apis", views.PublishedApiListApi.as_view(), name="api-list"),
+    path(_api, views.PublishedApiDetailApi.as_view(), name="api-detail"),
+    path(f"{_api}/versions", views.VersionListApi.as_view(), name="version-list"),
+    path(f"{_api}/versions/<str:version>/status", views.VersionStatusApi.as_view(), name="version-status"),
+    path(f"{_api}/plans", views.PlanListApi.as_view(), name="plan-list"),
+]

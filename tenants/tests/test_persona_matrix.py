@@ -30,10 +30,12 @@ KWARGS: dict[str, Callable[[World], Any]] = {
     "change_id": lambda w: w.extra["change"].pk,
     "publisher_slug": lambda w: w.tenant.slug,
     "api_slug": lambda w: w.extra["api"].slug,
+    "version": lambda w: "v1",
 }
 # Where one route needs another object than the kwarg's default.
 ROUTE_KWARGS: dict[str, dict[str, Callable[[World], Any]]] = {
     "tenants:decide-subscription": {"subscription_id": lambda w: w.extra["pending"].pk},
+    "api:subscription-decision": {"subscription_id": lambda w: w.extra["pending"].pk},
 }
 SAMPLES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     ("tenants:invite", "POST"): lambda w: {"email": "new@a.test", "role": "viewer"},
@@ -58,6 +60,26 @@ SAMPLES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     ("tenants:decide-change", "POST"): lambda w: {"decision": "approve"},
     ("tenants:subscriber-action", "POST"): lambda w: {"action": "suspend"},
     ("api:tenant-detail", "PATCH"): lambda w: {"name": "Tenant A2"},
+    ("api:api-list", "POST"): lambda w: {"slug": "embed", "name": "Embed", "kind": "embeddings"},
+    ("api:api-detail", "PATCH"): lambda w: {"summary": "Better"},
+    ("api:version-list", "POST"): lambda w: {"version": "v2", "model_alias": "gpt-4o"},
+    ("api:version-status", "POST"): lambda w: {"status": "retired"},
+    ("api:plan-list", "POST"): lambda w: {"slug": "xl", "name": "XL", "requests_per_minute": 10},
+    ("api:application-list", "POST"): lambda w: {"slug": "new-app", "name": "New"},
+    ("api:application-detail", "DELETE"): lambda w: {},
+    ("api:key-list", "POST"): lambda w: {"name": "k"},
+    ("api:key-detail", "DELETE"): lambda w: {},
+    ("api:key-rotate", "POST"): lambda w: {"grace_seconds": 60},
+    ("api:subscription-list", "POST"): lambda w: {
+        "application": "fresh",
+        "publisher": w.tenant.slug,
+        "api": "assistant",
+        "plan": "standard",
+    },
+    ("api:change-request-create", "POST"): lambda w: {"extra_tokens": 500},
+    ("api:subscription-decision", "POST"): lambda w: {"decision": "approve"},
+    ("api:subscription-state", "POST"): lambda w: {"action": "suspend"},
+    ("api:change-decision", "POST"): lambda w: {"decision": "approve"},
     ("api:member-detail", "PATCH"): lambda w: {"role": "developer"},
     ("api:member-detail", "DELETE"): lambda w: {},
     ("api:invitation-list", "POST"): lambda w: {"email": "new@a.test", "role": "viewer"},
@@ -67,6 +89,13 @@ SAMPLES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
 SUCCESS = {"GET": 200, "POST": 302, "PATCH": 200, "DELETE": 204}
 # Writes that answer with a page instead of a redirect: the new key is shown once, in that response only.
 PAGE_SUCCESS = {("tenants:key-create", "POST"): 200, ("tenants:key-rotate", "POST"): 200}
+# API actions on an existing object answer 200 with it (not 201: nothing new is created).
+API_ACTION_SUCCESS = {
+    ("api:version-status", "POST"): 200,
+    ("api:subscription-decision", "POST"): 200,
+    ("api:subscription-state", "POST"): 200,
+    ("api:change-decision", "POST"): 200,
+}
 API_SUCCESS = {"POST": 201}
 
 
@@ -98,7 +127,8 @@ def _cases() -> Iterator[Any]:
 def _url(route: str, world: World, name: str = "") -> str:
     url = "/" + route.replace("<slug:tenant_slug>", world.tenant.slug)
     for key, value in {**KWARGS, **ROUTE_KWARGS.get(name, {})}.items():
-        url = url.replace(f"<int:{key}>", str(value(world))).replace(f"<slug:{key}>", str(value(world)))
+        for converter in ("int", "slug", "str"):
+            url = url.replace(f"<{converter}:{key}>", str(value(world)))
     assert "<" not in url, f"add a KWARGS entry for {url}"
     return url
 
@@ -130,7 +160,9 @@ def _expected(persona: str, method: str, perm: Any, is_api: bool, allowed_method
         return 404
     if perm not in ROLE_PERMISSIONS[Role(persona)]:
         return 403
-    return API_SUCCESS.get(method, SUCCESS[method]) if is_api else PAGE_SUCCESS.get((name, method), SUCCESS[method])
+    if is_api:
+        return API_ACTION_SUCCESS.get((name, method), API_SUCCESS.get(method, SUCCESS[method]))
+    return PAGE_SUCCESS.get((name, method), SUCCESS[method])
 
 
 def _allowed_methods(callback: Any) -> set[str]:

@@ -15,8 +15,8 @@ import pytest
 
 from gateway.mock_llm import MockLLMServer
 
-# Shared fixtures: the small publisher/consumer market used by catalog and subscription tests.
-pytest_plugins = ["subscriptions.tests.fixtures"]
+# Shared fixtures: personas of two tenants (tenants) and a small publisher/consumer market (subscriptions).
+pytest_plugins = ["tenants.tests.fixtures", "subscriptions.tests.fixtures"]
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

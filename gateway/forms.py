@@ -1,1 +1,105 @@
-"""Forms of the gateway pages."""
+"""Forms of the publisher pages: APIs, versions and plans."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+
+from gateway.models import AiApi, ApiVersion, Plan
+from tenants.forms import _SLUG
+
+
+def _words(text: str) -> list[str]:
+    return [w.strip() for w in text.split(",") if w.strip()]
+
+
+class ApiEditForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    summary = forms.CharField(max_length=300, required=False)
+    description = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6}),
+        required=False,
+        help_text="Markdown. Scripts and unsafe links are removed.",
+    )
+    tags = forms.CharField(required=False, help_text="Comma-separated, e.g. chat, support")
+    visibility = forms.ChoiceField(choices=AiApi.Visibility.choices)
+    requires_approval = forms.BooleanField(required=False, initial=True, help_text="Plans may override this.")
+
+    def clean_tags(self) -> list[str]:
+        return _words(self.cleaned_data["tags"])
+
+
+class ApiCreateForm(ApiEditForm):
+    slug = forms.CharField(max_length=50, validators=[_SLUG], help_text="In URLs: /catalog/<you>/<slug>/")
+    kind = forms.ChoiceField(choices=AiApi.Kind.choices)
+    field_order = ["name", "slug", "kind"]
+
+
+class VersionForm(forms.Form):
+    version = forms.RegexField(
+        regex=r"^v[0-9]{1,3}(\.[0-9]{1,3})?$", max_length=20, initial="v1", help_text="v1, v2, v2.1…"
+    )
+    model_alias = forms.CharField(
+        max_length=100, required=False, help_text="The model name clients send (chat, embeddings)."
+    )
+    prompt_template = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, help_text="Prompt APIs: text with {variables}."
+    )
+    variables_schema = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, help_text="Prompt APIs: JSON schema of the variables."
+    )
+
+    def clean_variables_schema(self) -> dict[str, Any]:
+        raw = self.cleaned_data["variables_schema"].strip()
+        if not raw:
+            return {}
+        try:
+            schema = json.loads(raw)
+        except ValueError:
+            raise forms.ValidationError("This is not valid JSON.") from None
+        if not isinstance(schema, dict):
+            raise forms.ValidationError('A JSON schema is an object, e.g. {"type": "object", …}.')
+        return schema
+
+
+class VersionStatusForm(forms.Form):
+    status = forms.ChoiceField(choices=ApiVersion.Status.choices)
+    sunset_at = forms.DateTimeField(required=False, help_text="Needed to deprecate.")
+
+
+class PlanForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    slug = forms.CharField(max_length=50, validators=[_SLUG])
+    description = forms.CharField(max_length=300, required=False)
+    requests_per_minute = forms.IntegerField(min_value=1, required=False)
+    tokens_per_minute = forms.IntegerField(min_value=1, required=False)
+    quota_period = forms.ChoiceField(choices=Plan.Period.choices)
+    token_quota = forms.IntegerField(min_value=1, required=False, label="Token quota per period")
+    budget_usd = forms.DecimalField(
+        min_value=Decimal("0.000001"), max_digits=12, decimal_places=6, required=False, label="Budget per period (USD)"
+    )
+    allowed_models = forms.CharField(required=False, help_text="Comma-separated; empty: every model of the API.")
+    requires_approval = forms.TypedChoiceField(
+        coerce=lambda v: {"": None, "yes": True, "no": False}[v],
+        choices=[("", "As the API says"), ("yes", "Always"), ("no", "Never")],
+        required=False,
+        empty_value=None,
+    )
+
+    def limits(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        budget = data["budget_usd"]
+        return {
+            "description": data["description"],
+            "requests_per_minute": data["requests_per_minute"],
+            "tokens_per_minute": data["tokens_per_minute"],
+            "quota_period": data["quota_period"],
+            "token_quota": data["token_quota"],
+            # Money is integer micro-USD: exact, whatever the database.
+            "cost_quota_micros": int(budget * 1_000_000) if budget is not None else None,
+            "allowed_models": _words(data["allowed_models"]),
+            "requires_approval": data["requires_approval"],
+        }

@@ -1,1 +1,146 @@
-"""Server-rendered pages of gateway (thin: forms validate, services write, selectors read)."""
+"""Publisher pages (under /t/<tenant_slug>/apis/): the tenant's APIs, their versions and plans."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_http_methods, require_POST
+
+from gateway import services
+from gateway.forms import ApiCreateForm, ApiEditForm, PlanForm, VersionForm, VersionStatusForm
+from gateway.models import AiApi, ApiVersion
+from portal.errors import DomainError
+from tenants.access import render_tenant_page, tenant_context, tenant_view
+from tenants.permissions import Perm
+from tenants.scoping import get_for_tenant_or_404
+from tenants.services import Actor
+
+
+def _api(request: HttpRequest, api_slug: str) -> AiApi:
+    return get_for_tenant_or_404(AiApi, tenant=tenant_context(request).tenant, slug=api_slug)
+
+
+def _errors(form: VersionForm | PlanForm) -> str:
+    return " ".join(f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in form.errors.items())
+
+
+def _back(request: HttpRequest, api: AiApi) -> HttpResponse:
+    return redirect("tenants:api", tenant_slug=tenant_context(request).tenant.slug, api_slug=api.slug)
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_view(Perm.TENANT_VIEW, post=Perm.CATALOG_PUBLISH)
+def apis(request: HttpRequest) -> HttpResponse:
+    ctx = tenant_context(request)
+    form = ApiCreateForm(request.POST or None, initial={"visibility": "public", "requires_approval": True})
+    if request.method == "POST" and form.is_valid():
+        try:
+            api = services.api_create(tenant=ctx.tenant, actor=Actor.from_request(request), **form.cleaned_data)
+        except DomainError as error:
+            form.add_error("slug", error.message)
+        else:
+            messages.success(request, f"{api.name} is created. Add a version and a plan, then publish the version.")
+            return _back(request, api)
+    return render_tenant_page(
+        request,
+        "gateway/apis.html",
+        {"apis": AiApi.objects.for_tenant(ctx.tenant).prefetch_related("versions", "plans"), "form": form},
+        status=400 if form.errors else 200,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_view(Perm.TENANT_VIEW, post=Perm.CATALOG_PUBLISH)
+def api(request: HttpRequest, api_slug: str) -> HttpResponse:
+    found = _api(request, api_slug)
+    initial = {
+        "name": found.name,
+        "summary": found.summary,
+        "description": found.description,
+        "tags": ", ".join(found.tags),
+        "visibility": found.visibility,
+        "requires_approval": found.requires_approval,
+    }
+    form = ApiEditForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        services.api_update(api=found, actor=Actor.from_request(request), **form.cleaned_data)
+        messages.success(request, "Saved.")
+        return _back(request, found)
+    return render_tenant_page(
+        request,
+        "gateway/api.html",
+        {
+            "api": found,
+            "form": form,
+            "version_form": VersionForm(),
+            "plan_form": PlanForm(initial={"quota_period": "month"}),
+            "versions": found.versions.order_by("-created_at"),
+            "plans": found.plans.all(),
+            "statuses": ApiVersion.Status.choices,
+        },
+        status=400 if form.errors else 200,
+    )
+
+
+@require_POST
+@tenant_view(Perm.CATALOG_PUBLISH)
+def version_create(request: HttpRequest, api_slug: str) -> HttpResponse:
+    found = _api(request, api_slug)
+    form = VersionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _errors(form))
+        return _back(request, found)
+    try:
+        version = services.version_create(api=found, actor=Actor.from_request(request), **form.cleaned_data)
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"{version.version} is a draft. Publish it when it is ready.")
+    return _back(request, found)
+
+
+@require_POST
+@tenant_view(Perm.CATALOG_PUBLISH)
+def version_status(request: HttpRequest, api_slug: str, version: str) -> HttpResponse:
+    found = _api(request, api_slug)
+    target = found.versions.filter(version=version).first()
+    if target is None:
+        raise Http404("No such version.")
+    form = VersionStatusForm(request.POST)
+    if form.is_valid():
+        try:
+            services.version_set_status(
+                version=target,
+                status=form.cleaned_data["status"],
+                sunset_at=form.cleaned_data["sunset_at"],
+                actor=Actor.from_request(request),
+            )
+        except DomainError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"{target.version} is {target.status}.")
+    return _back(request, found)
+
+
+@require_POST
+@tenant_view(Perm.CATALOG_PUBLISH)
+def plan_create(request: HttpRequest, api_slug: str) -> HttpResponse:
+    found = _api(request, api_slug)
+    form = PlanForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _errors(form))
+        return _back(request, found)
+    try:
+        plan = services.plan_create(
+            api=found,
+            slug=form.cleaned_data["slug"],
+            name=form.cleaned_data["name"],
+            actor=Actor.from_request(request),
+            **form.limits(),
+        )
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Plan {plan.name} is available.")
+    return _back(request, found)

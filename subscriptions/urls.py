@@ -1,9 +1,11 @@
-"""Tenant page routes of subscriptions, mounted under /t/<tenant_slug>/ (namespace "tenants") by portal/urls.py."""
+"""Tenant page routes of subscriptions and of the publisher's catalog pages, mounted under /t/<tenant_slug>/
+(namespace "tenants") by portal/urls.py."""
 
 from __future__ import annotations
 
 from django.urls import path
 
+from gateway import views as publisher
 from subscriptions import views
 
 tenant_urlpatterns = [
@@ -20,4 +22,10 @@ tenant_urlpatterns = [
     path("approvals/changes/<int:change_id>/", views.decide_change, name="decide-change"),
     path("subscribers/", views.subscribers, name="subscribers"),
     path("subscribers/<int:subscription_id>/", views.subscriber_action, name="subscriber-action"),
+    # Publisher pages of the catalog (gateway app).
+    path("apis/", publisher.apis, name="apis"),
+    path("apis/<slug:api_slug>/", publisher.api, name="api"),
+    path("apis/<slug:api_slug>/versions/", publisher.version_create, name="version-create"),
+    path("apis/<slug:api_slug>/versions/<str:version>/status/", publisher.version_status, name="version-status"),
+    path("apis/<slug:api_slug>/plans/", publisher.plan_create, name="plan-create"),
 ]

@@ -10,7 +10,7 @@ from datetime import datetime, time, timedelta
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -27,29 +27,14 @@ from subscriptions.forms import (
     SubscriberActionForm,
 )
 from subscriptions.models import ApiKey, Application, ChangeRequest, Subscription
-from tenants.access import TenantContext, tenant_view
+from tenants.access import render_tenant_page, tenant_context, tenant_view
 from tenants.permissions import Perm
 from tenants.scoping import get_for_tenant_or_404
 from tenants.services import Actor
 
 
-def _ctx(request: HttpRequest) -> TenantContext:
-    return request.tenant_ctx  # type: ignore[attr-defined]
-
-
-def _render(request: HttpRequest, template: str, context: dict[str, object], status: int = 200) -> HttpResponse:
-    ctx = _ctx(request)
-    perms = {perm.value for perm in Perm if ctx.can(perm)}
-    return render(
-        request,
-        template,
-        {"tenant": ctx.tenant, "membership": ctx.membership, "tenant_perms": perms, **context},
-        status=status,
-    )
-
-
 def _application(request: HttpRequest, app_slug: str) -> Application:
-    return get_for_tenant_or_404(Application, tenant=_ctx(request).tenant, slug=app_slug)
+    return get_for_tenant_or_404(Application, tenant=tenant_context(request).tenant, slug=app_slug)
 
 
 def _key(request: HttpRequest, app_slug: str, key_id: int) -> ApiKey:
@@ -65,7 +50,7 @@ def _key(request: HttpRequest, app_slug: str, key_id: int) -> ApiKey:
 @require_http_methods(["GET", "POST"])
 @tenant_view(Perm.TENANT_VIEW, post=Perm.APPS_MANAGE)
 def applications(request: HttpRequest) -> HttpResponse:
-    ctx = _ctx(request)
+    ctx = tenant_context(request)
     form = ApplicationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -75,7 +60,7 @@ def applications(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"{app.name} is ready. Subscribe it to an API from the catalog.")
             return redirect("tenants:application", tenant_slug=ctx.tenant.slug, app_slug=app.slug)
-    return _render(
+    return render_tenant_page(
         request,
         "subscriptions/applications.html",
         {"applications": selectors.applications_of(tenant=ctx.tenant), "form": form},
@@ -87,7 +72,7 @@ def applications(request: HttpRequest) -> HttpResponse:
 @tenant_view(Perm.TENANT_VIEW)
 def application(request: HttpRequest, app_slug: str) -> HttpResponse:
     app = _application(request, app_slug)
-    return _render(
+    return render_tenant_page(
         request,
         "subscriptions/application.html",
         {
@@ -105,7 +90,7 @@ def application_delete(request: HttpRequest, app_slug: str) -> HttpResponse:
     app = _application(request, app_slug)
     services.application_delete(application=app, actor=Actor.from_request(request))
     messages.success(request, f"{app.name} is deleted; its keys no longer work.")
-    return redirect("tenants:applications", tenant_slug=_ctx(request).tenant.slug)
+    return redirect("tenants:applications", tenant_slug=tenant_context(request).tenant.slug)
 
 
 # --- keys ----------------------------------------------------------------------------------------------------
@@ -113,7 +98,7 @@ def application_delete(request: HttpRequest, app_slug: str) -> HttpResponse:
 
 def _show_key_once(request: HttpRequest, app: Application, key: ApiKey, full: str, headline: str) -> HttpResponse:
     """The only response that ever carries the full key; it is not stored anywhere, not even in the session."""
-    response = _render(
+    response = render_tenant_page(
         request, "subscriptions/key_created.html", {"app": app, "key": key, "full_key": full, "headline": headline}
     )
     response["Cache-Control"] = "no-store"
@@ -143,7 +128,7 @@ def key_create(request: HttpRequest, app_slug: str) -> HttpResponse:
             form.add_error(None, error.message)
         else:
             return _show_key_once(request, app, key, full, "Your new API key")
-    return _render(
+    return render_tenant_page(
         request, "subscriptions/key_form.html", {"app": app, "form": form}, status=400 if form.errors else 200
     )
 
@@ -158,7 +143,7 @@ def key_rotate(request: HttpRequest, app_slug: str, key_id: int) -> HttpResponse
         new, full = services.api_key_rotate(key=key, actor=Actor.from_request(request), grace=grace)
     except DomainError as error:
         messages.error(request, error.message)
-        return redirect("tenants:application", tenant_slug=_ctx(request).tenant.slug, app_slug=app_slug)
+        return redirect("tenants:application", tenant_slug=tenant_context(request).tenant.slug, app_slug=app_slug)
     return _show_key_once(request, key.application, new, full, f"The replacement of “{key.name}”")
 
 
@@ -168,7 +153,7 @@ def key_revoke(request: HttpRequest, app_slug: str, key_id: int) -> HttpResponse
     key = _key(request, app_slug, key_id)
     services.api_key_revoke(key=key, actor=Actor.from_request(request))
     messages.success(request, f"Key “{key.name}” (gh_{key.public_id}_…) is revoked and stops working now.")
-    return redirect("tenants:application", tenant_slug=_ctx(request).tenant.slug, app_slug=app_slug)
+    return redirect("tenants:application", tenant_slug=tenant_context(request).tenant.slug, app_slug=app_slug)
 
 
 # --- subscribing ---------------------------------------------------------------------------------------------
@@ -177,7 +162,7 @@ def key_revoke(request: HttpRequest, app_slug: str, key_id: int) -> HttpResponse
 @require_http_methods(["GET", "POST"])
 @tenant_view(Perm.SUBSCRIPTIONS_REQUEST)
 def subscribe(request: HttpRequest, publisher_slug: str, api_slug: str) -> HttpResponse:
-    ctx = _ctx(request)
+    ctx = tenant_context(request)
     api = catalog_selectors.api_for_viewer(user=request.user, publisher_slug=publisher_slug, api_slug=api_slug)  # type: ignore[arg-type]
     if api is None:
         raise Http404("No such API.")
@@ -207,7 +192,7 @@ def subscribe(request: HttpRequest, publisher_slug: str, api_slug: str) -> HttpR
             else:
                 messages.success(request, f"Requested. {api.tenant.name} will review it; you will get an e-mail.")
             return redirect("tenants:application", tenant_slug=ctx.tenant.slug, app_slug=app.slug)
-    return _render(
+    return render_tenant_page(
         request,
         "subscriptions/subscribe.html",
         {"api": api, "form": form, "has_apps": bool(apps)},
@@ -218,7 +203,7 @@ def subscribe(request: HttpRequest, publisher_slug: str, api_slug: str) -> HttpR
 @require_http_methods(["GET", "POST"])
 @tenant_view(Perm.SUBSCRIPTIONS_REQUEST)
 def change_request(request: HttpRequest, subscription_id: int) -> HttpResponse:
-    ctx = _ctx(request)
+    ctx = tenant_context(request)
     subscription = (
         Subscription.objects.filter(consumer=ctx.tenant, pk=subscription_id).select_related("api", "plan").first()
     )
@@ -245,7 +230,7 @@ def change_request(request: HttpRequest, subscription_id: int) -> HttpResponse:
         else:
             messages.success(request, "Change requested. You will get an e-mail when it is decided.")
             return redirect("tenants:application", tenant_slug=ctx.tenant.slug, app_slug=subscription.application.slug)
-    return _render(
+    return render_tenant_page(
         request,
         "subscriptions/change_request.html",
         {"subscription": subscription, "form": form},
@@ -259,8 +244,8 @@ def change_request(request: HttpRequest, subscription_id: int) -> HttpResponse:
 @require_GET
 @tenant_view(Perm.TENANT_VIEW)
 def approvals(request: HttpRequest) -> HttpResponse:
-    ctx = _ctx(request)
-    return _render(
+    ctx = tenant_context(request)
+    return render_tenant_page(
         request,
         "subscriptions/approvals.html",
         {
@@ -273,7 +258,7 @@ def approvals(request: HttpRequest) -> HttpResponse:
 @require_POST
 @tenant_view(Perm.SUBSCRIPTIONS_APPROVE)
 def decide_subscription(request: HttpRequest, subscription_id: int) -> HttpResponse:
-    ctx = _ctx(request)
+    ctx = tenant_context(request)
     subscription = Subscription.objects.filter(publisher=ctx.tenant, pk=subscription_id).first()
     if subscription is None:
         raise Http404("No such subscription.")
@@ -298,7 +283,7 @@ def decide_subscription(request: HttpRequest, subscription_id: int) -> HttpRespo
 @require_POST
 @tenant_view(Perm.SUBSCRIPTIONS_APPROVE)
 def decide_change(request: HttpRequest, change_id: int) -> HttpResponse:
-    ctx = _ctx(request)
+    ctx = tenant_context(request)
     change = ChangeRequest.objects.filter(subscription__publisher=ctx.tenant, pk=change_id).first()
     if change is None:
         raise Http404("No such change request.")
@@ -322,20 +307,20 @@ def decide_change(request: HttpRequest, change_id: int) -> HttpResponse:
 @require_GET
 @tenant_view(Perm.TENANT_VIEW)
 def subscribers(request: HttpRequest) -> HttpResponse:
-    ctx = _ctx(request)
+    ctx = tenant_context(request)
     received = (
         Subscription.objects.filter(publisher=ctx.tenant)
         .exclude(state=Subscription.State.PENDING)
         .select_related("application__tenant", "api", "plan")
         .order_by("api__name", "application__tenant__name")
     )
-    return _render(request, "subscriptions/subscribers.html", {"subscriptions": received})
+    return render_tenant_page(request, "subscriptions/subscribers.html", {"subscriptions": received})
 
 
 @require_POST
 @tenant_view(Perm.SUBSCRIPTIONS_APPROVE)
 def subscriber_action(request: HttpRequest, subscription_id: int) -> HttpResponse:
-    ctx = _ctx(request)
+    ctx = tenant_context(request)
     subscription = Subscription.objects.filter(publisher=ctx.tenant, pk=subscription_id).first()
     if subscription is None:
         raise Http404("No such subscription.")

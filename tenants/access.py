@@ -15,7 +15,8 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import render
 
 from tenants.mfa import is_recently_verified, redirect_with_next, user_has_mfa
 from tenants.models import Membership, Tenant, User
@@ -76,3 +77,22 @@ def tenant_view(permission: Perm, *, post: Perm | None = None) -> Callable[[View
         return wrapper
 
     return decorator
+
+
+def tenant_context(request: HttpRequest) -> TenantContext:
+    """The tenant resolved by ``tenant_view`` for this request."""
+    return request.tenant_ctx  # type: ignore[attr-defined]
+
+
+def render_tenant_page(
+    request: HttpRequest, template: str, context: dict[str, object], status: int = 200
+) -> HttpResponse:
+    """Render a /t/<slug>/ page with what tenant_base.html needs: the tenant, the membership, the permissions."""
+    ctx = tenant_context(request)
+    perms = {perm.value for perm in Perm if ctx.can(perm)}
+    return render(
+        request,
+        template,
+        {"tenant": ctx.tenant, "membership": ctx.membership, "tenant_perms": perms, **context},
+        status=status,
+    )

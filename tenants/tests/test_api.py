@@ -13,7 +13,7 @@ from django.utils import timezone
 from tenants import services
 from tenants.mfa import STEP_UP_SESSION_KEY
 from tenants.models import Membership, PersonalAccessToken
-from tenants.tests.conftest import login_verified
+from tenants.tests.fixtures import login_verified
 
 pytestmark = pytest.mark.django_db
 

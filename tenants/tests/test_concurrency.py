@@ -13,7 +13,7 @@ from portal.errors import DomainError
 from tenants import services
 from tenants.models import Membership
 from tenants.permissions import Role
-from tenants.tests.conftest import make_user
+from tenants.tests.fixtures import make_user
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="row-lock races need PostgreSQL"

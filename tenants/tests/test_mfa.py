@@ -15,7 +15,7 @@ from tenants import services
 from tenants.mfa import STEP_UP_SESSION_KEY
 from tenants.models import AuditEvent, BackupCodeDevice, Membership
 from tenants.permissions import PRIVILEGED
-from tenants.tests.conftest import PASSWORD, enroll_totp, login_verified, make_user, totp_code
+from tenants.tests.fixtures import PASSWORD, enroll_totp, login_verified, make_user, totp_code
 from tenants.tests.test_persona_matrix import SAMPLES, _allowed_methods, _url, fingerprint, tenant_routes
 
 pytestmark = pytest.mark.django_db

@@ -16,7 +16,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from tenants.models import AuditEvent, Invitation, Membership, PersonalAccessToken, Tenant
 from tenants.permissions import ROLE_PERMISSIONS, Role
-from tenants.tests.conftest import World
+from tenants.tests.fixtures import World
 
 PERSONAS = ["owner", "admin", "developer", "finance", "viewer", "outsider", "anonymous"]
 
@@ -59,6 +59,21 @@ SAMPLES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     ("tenants:decide-subscription", "POST"): lambda w: {"decision": "approve"},
     ("tenants:decide-change", "POST"): lambda w: {"decision": "approve"},
     ("tenants:subscriber-action", "POST"): lambda w: {"action": "suspend"},
+    ("tenants:apis", "POST"): lambda w: {
+        "name": "Embed",
+        "slug": "embed",
+        "kind": "embeddings",
+        "visibility": "public",
+    },
+    ("tenants:api", "POST"): lambda w: {"name": "Assistant 2", "visibility": "public"},
+    ("tenants:version-create", "POST"): lambda w: {"version": "v2", "model_alias": "gpt-4o"},
+    ("tenants:version-status", "POST"): lambda w: {"status": "retired"},
+    ("tenants:plan-create", "POST"): lambda w: {
+        "name": "XL",
+        "slug": "extra-large",
+        "quota_period": "month",
+        "budget_usd": "12.5",
+    },
     ("api:tenant-detail", "PATCH"): lambda w: {"name": "Tenant A2"},
     ("api:api-list", "POST"): lambda w: {"slug": "embed", "name": "Embed", "kind": "embeddings"},
     ("api:api-detail", "PATCH"): lambda w: {"summary": "Better"},
@@ -134,11 +149,13 @@ def _url(route: str, world: World, name: str = "") -> str:
 
 
 def fingerprint() -> list[Any]:
-    from gateway.models import AiApi
+    from gateway.models import AiApi, ApiVersion, Plan
     from subscriptions.models import ApiKey, Application, ChangeRequest, Subscription
 
     return [
         list(AiApi.all_tenants.order_by("pk").values()),
+        list(ApiVersion.objects.order_by("pk").values()),
+        list(Plan.objects.order_by("pk").values()),
         list(Application.all_tenants.order_by("pk").values()),
         list(Subscription.objects.order_by("pk").values()),
         list(ChangeRequest.objects.order_by("pk").values()),

@@ -14,7 +14,7 @@ from tenants import services
 from tenants.models import AppendOnlyError, AuditEvent, Invitation, Membership
 from tenants.permissions import Role
 from tenants.scoping import TenantScopeError
-from tenants.tests.conftest import login_verified, make_user
+from tenants.tests.fixtures import login_verified, make_user
 
 pytestmark = pytest.mark.django_db
 ACTOR = services.SYSTEM

@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date
@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from portal.errors import DomainError
 from tenants import selectors, services
-from tenants.access import TenantContext, tenant_view
+from tenants.access import render_tenant_page, tenant_context, tenant_view
 from tenants.forms import InvitationForm, RoleChoiceForm, TenantSettingsForm, TransferOwnershipForm
 from tenants.models import AuditEvent, Invitation, Membership
 from tenants.permissions import Perm
@@ -29,26 +29,11 @@ from tenants.scoping import get_for_tenant_or_404
 from tenants.services import Actor
 
 
-def _ctx(request: HttpRequest) -> TenantContext:
-    return request.tenant_ctx  # type: ignore[attr-defined]
-
-
-def _render(request: HttpRequest, template: str, context: dict[str, object], status: int = 200) -> HttpResponse:
-    ctx = _ctx(request)
-    perms = {perm.value for perm in Perm if ctx.can(perm)}
-    return render(
-        request,
-        template,
-        {"tenant": ctx.tenant, "membership": ctx.membership, "tenant_perms": perms, **context},
-        status=status,
-    )
-
-
 @require_GET
 @tenant_view(Perm.TENANT_VIEW)
 def overview(request: HttpRequest) -> HttpResponse:
-    ctx = _ctx(request)
-    return _render(
+    ctx = tenant_context(request)
+    return render_tenant_page(
         request,
         "tenants/overview.html",
         {
@@ -62,8 +47,8 @@ def overview(request: HttpRequest) -> HttpResponse:
 @require_GET
 @tenant_view(Perm.MEMBERS_VIEW)
 def members(request: HttpRequest) -> HttpResponse:
-    ctx = _ctx(request)
-    return _render(
+    ctx = tenant_context(request)
+    return render_tenant_page(
         request,
         "tenants/members.html",
         {
@@ -77,7 +62,7 @@ def members(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @tenant_view(Perm.MEMBERS_MANAGE)
 def invite(request: HttpRequest) -> HttpResponse:
-    ctx = _ctx(request)
+    ctx = tenant_context(request)
     form = InvitationForm(request.POST or None, grantor_role=ctx.membership.role)
     if request.method == "POST" and form.is_valid():
         try:
@@ -94,13 +79,13 @@ def invite(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Invitation sent to {invitation.email} (valid for 7 days).")
             return redirect("tenants:members", tenant_slug=ctx.tenant.slug)
-    return _render(request, "tenants/invite.html", {"form": form}, status=400 if form.errors else 200)
+    return render_tenant_page(request, "tenants/invite.html", {"form": form}, status=400 if form.errors else 200)
 
 
 @require_POST
 @tenant_view(Perm.MEMBERS_MANAGE)
 def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
-    ctx = _ctx(request)
+    ctx = tenant_context(request)
     invitation = get_for_tenant_or_404(Invitation, tenant=ctx.tenant, pk=invitation_id)
     try:
         services.invitation_revoke(invitation=invitation, actor=Actor.from_request(request))
@@ -114,7 +99,7 @@ def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
 @require_POST
 @tenant_view(Perm.MEMBERS_MANAGE)
 def member_role(request: HttpRequest, member_id: int) -> HttpResponse:
-    ctx = _ctx(request)
+    ctx = tenant_context(request)
     membership = get_for_tenant_or_404(Membership, tenant=ctx.tenant, pk=member_id)
     form = RoleChoiceForm(request.POST, grantor_role=ctx.membership.role)
     if not form.is_valid():
@@ -137,7 +122,7 @@ def member_role(request: HttpRequest, member_id: int) -> HttpResponse:
 @require_POST
 @tenant_view(Perm.MEMBERS_MANAGE)
 def member_remove(request: HttpRequest, member_id: int) -> HttpResponse:
-    ctx = _ctx(request)
+    ctx = tenant_context(request)
     membership = get_for_tenant_or_404(Membership, tenant=ctx.tenant, pk=member_id)
     try:
         services.membership_remove(membership=membership, actor=Actor.from_request(request), by=ctx.membership)
@@ -153,7 +138,7 @@ def member_remove(request: HttpRequest, member_id: int) -> HttpResponse:
 @require_POST
 @tenant_view(Perm.TENANT_VIEW)
 def leave(request: HttpRequest) -> HttpResponse:
-    ctx = _ctx(request)
+    ctx = tenant_context(request)
     try:
         services.membership_remove(membership=ctx.membership, actor=Actor.from_request(request), by=None)
     except DomainError as error:
@@ -166,7 +151,7 @@ def leave(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @tenant_view(Perm.TENANT_TRANSFER)
 def transfer(request: HttpRequest) -> HttpResponse:
-    ctx = _ctx(request)
+    ctx = tenant_context(request)
     others = [m for m in selectors.members_of_tenant(tenant=ctx.tenant) if m.pk != ctx.membership.pk]
     form = TransferOwnershipForm(
         request.POST or None, candidates=[(m.pk, f"{m.user.email} ({m.role})") for m in others]
@@ -182,13 +167,13 @@ def transfer(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"{to.user.email} is now an owner; you are an admin.")
             return redirect("tenants:members", tenant_slug=ctx.tenant.slug)
-    return _render(request, "tenants/transfer.html", {"form": form, "has_candidates": bool(others)})
+    return render_tenant_page(request, "tenants/transfer.html", {"form": form, "has_candidates": bool(others)})
 
 
 @require_http_methods(["GET", "POST"])
 @tenant_view(Perm.TENANT_MANAGE)
 def settings_view(request: HttpRequest) -> HttpResponse:
-    ctx = _ctx(request)
+    ctx = tenant_context(request)
     tenant = ctx.tenant
     initial = {
         "name": tenant.name,
@@ -209,11 +194,11 @@ def settings_view(request: HttpRequest) -> HttpResponse:
         )
         messages.success(request, "Settings saved.")
         return redirect("tenants:settings", tenant_slug=tenant.slug)
-    return _render(request, "tenants/settings.html", {"form": form})
+    return render_tenant_page(request, "tenants/settings.html", {"form": form})
 
 
 def _filtered_events(request: HttpRequest) -> tuple[QuerySet[AuditEvent], dict[str, str]]:
-    ctx = _ctx(request)
+    ctx = tenant_context(request)
     tz = timezone.get_current_timezone()
     filters = {key: request.GET.get(key, "").strip() for key in ("action", "actor", "since", "until")}
     since, until = parse_date(filters["since"] or ""), parse_date(filters["until"] or "")
@@ -230,12 +215,12 @@ def _filtered_events(request: HttpRequest) -> tuple[QuerySet[AuditEvent], dict[s
 @require_GET
 @tenant_view(Perm.AUDIT_VIEW)
 def audit(request: HttpRequest) -> HttpResponse:
-    ctx = _ctx(request)
+    ctx = tenant_context(request)
     events, filters = _filtered_events(request)
     page = Paginator(events, 50).get_page(request.GET.get("page"))
     query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
     template = "tenants/_audit_rows.html" if request.htmx else "tenants/audit.html"  # type: ignore[attr-defined]
-    return _render(
+    return render_tenant_page(
         request,
         template,
         {
@@ -256,7 +241,7 @@ class _Echo:
 @require_GET
 @tenant_view(Perm.AUDIT_VIEW)
 def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
-    ctx = _ctx(request)
+    ctx = tenant_context(request)
     events, _ = _filtered_events(request)
     writer = csv.writer(_Echo())
     columns = ["created_at", "actor_email", "action", "target_type", "target_id", "ip", "user_agent", "details"]

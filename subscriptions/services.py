@@ -207,6 +207,15 @@ def subscription_revoke(*, subscription: Subscription, actor: Actor, reason: str
     return _transition(subscription=subscription, action="revoke", actor=actor, reason=reason)
 
 
+def subscription_decide(*, subscription: Subscription, decision: str, actor: Actor, reason: str = "") -> Subscription:
+    """The publisher's answer to a pending request: "approve" or "reject" (which needs a reason)."""
+    if decision == "approve":
+        return subscription_approve(subscription=subscription, actor=actor, reason=reason)
+    if decision == "reject":
+        return subscription_reject(subscription=subscription, actor=actor, reason=reason)
+    raise DomainError("Decide approve or reject.")
+
+
 def subscriptions_expire_due(*, now: datetime | None = None) -> int:
     """End subscriptions whose end date passed (a scheduled task). Returns how many ended."""
     now = now or timezone.now()
@@ -332,6 +341,16 @@ def change_request_reject(*, change_request: ChangeRequest, actor: Actor, reason
             {"change": request, "subscription": subscription, "base_url": settings.GATEHOUSE_PUBLIC_BASE_URL},
         )
     return request
+
+
+def change_request_decide(
+    *, change_request: ChangeRequest, decision: str, actor: Actor, reason: str = ""
+) -> ChangeRequest:
+    if decision == "approve":
+        return change_request_approve(change_request=change_request, actor=actor, reason=reason)
+    if decision == "reject":
+        return change_request_reject(change_request=change_request, actor=actor, reason=reason)
+    raise DomainError("Decide approve or reject.")
 
 
 @transaction.atomic

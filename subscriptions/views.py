@@ -6,6 +6,7 @@ Publisher side: the approvals inbox and the list of subscribers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 
 from django.contrib import messages
@@ -255,53 +256,37 @@ def approvals(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_POST
-@tenant_view(Perm.SUBSCRIPTIONS_APPROVE)
-def decide_subscription(request: HttpRequest, subscription_id: int) -> HttpResponse:
-    ctx = tenant_context(request)
-    subscription = Subscription.objects.filter(publisher=ctx.tenant, pk=subscription_id).first()
-    if subscription is None:
-        raise Http404("No such subscription.")
+def _decide(request: HttpRequest, label: str, decide: Callable[..., object], **target: object) -> HttpResponse:
     form = DecisionForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose approve or reject.")
     else:
-        actor, reason = Actor.from_request(request), form.cleaned_data["reason"]
         try:
-            if form.cleaned_data["decision"] == "approve":
-                services.subscription_approve(subscription=subscription, actor=actor, reason=reason)
-            else:
-                services.subscription_reject(subscription=subscription, actor=actor, reason=reason)
+            decide(actor=Actor.from_request(request), **form.cleaned_data, **target)
         except DomainError as error:
             messages.error(request, error.message)
         else:
-            subscription.refresh_from_db()
-            messages.success(request, f"{subscription.application} → {subscription.api.name}: {subscription.state}.")
-    return redirect("tenants:approvals", tenant_slug=ctx.tenant.slug)
+            messages.success(request, f"{label}: {form.cleaned_data['decision']}d.")
+    return redirect("tenants:approvals", tenant_slug=tenant_context(request).tenant.slug)
+
+
+@require_POST
+@tenant_view(Perm.SUBSCRIPTIONS_APPROVE)
+def decide_subscription(request: HttpRequest, subscription_id: int) -> HttpResponse:
+    subscription = Subscription.objects.filter(publisher=tenant_context(request).tenant, pk=subscription_id).first()
+    if subscription is None:
+        raise Http404("No such subscription.")
+    label = f"{subscription.application} → {subscription.api.name}"
+    return _decide(request, label, services.subscription_decide, subscription=subscription)
 
 
 @require_POST
 @tenant_view(Perm.SUBSCRIPTIONS_APPROVE)
 def decide_change(request: HttpRequest, change_id: int) -> HttpResponse:
-    ctx = tenant_context(request)
-    change = ChangeRequest.objects.filter(subscription__publisher=ctx.tenant, pk=change_id).first()
+    change = ChangeRequest.objects.filter(subscription__publisher=tenant_context(request).tenant, pk=change_id).first()
     if change is None:
         raise Http404("No such change request.")
-    form = DecisionForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Choose approve or reject.")
-    else:
-        actor, reason = Actor.from_request(request), form.cleaned_data["reason"]
-        try:
-            if form.cleaned_data["decision"] == "approve":
-                services.change_request_approve(change_request=change, actor=actor, reason=reason)
-            else:
-                services.change_request_reject(change_request=change, actor=actor, reason=reason)
-        except DomainError as error:
-            messages.error(request, error.message)
-        else:
-            messages.success(request, f"Change request {form.cleaned_data['decision']}d.")
-    return redirect("tenants:approvals", tenant_slug=ctx.tenant.slug)
+    return _decide(request, "Change request", services.change_request_decide, change_request=change)
 
 
 @require_GET

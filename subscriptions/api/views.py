@@ -267,9 +267,5 @@ class ChangeRequestDecisionApi(TenantAPIView):
             raise NotFound("No such change request.")
         data = DecisionInput(data=request.data)
         data.is_valid(raise_exception=True)
-        actor, reason = _actor(request), data.validated_data["reason"]
-        if data.validated_data["decision"] == "approve":
-            change = services.change_request_approve(change_request=change, actor=actor, reason=reason)
-        else:
-            change = services.change_request_reject(change_request=change, actor=actor, reason=reason)
+        change = services.change_request_decide(change_request=change, actor=_actor(request), **data.validated_data)
         return Response(ChangeRequestOutput(change).data)

@@ -1,7 +1,6 @@
-"""The AI API catalog: APIs a publisher tenant offers, their versions, and the plans subscriptions buy.
+"""The AI API catalog (APIs, versions, plans) and what serves it (providers and their model deployments).
 
-Providers, deployments and routing join here with the gateway work; a version already records which model
-alias (chat, embeddings) or prompt template it serves.
+Routing — which deployments serve a version's model alias — joins here with the gateway hot path.
 """
 
 from __future__ import annotations
@@ -114,3 +113,57 @@ class Plan(models.Model):
     @property
     def needs_approval(self) -> bool:
         return self.api.requires_approval if self.requires_approval is None else self.requires_approval
+
+
+class Provider(TenantOwned):
+    """Where a publisher's models run: a provider kind litellm knows, an API base, encrypted credentials.
+
+    ``credentials`` is Fernet ciphertext (portal/crypto.py); it is decrypted only to call the provider and never
+    shown again after it is saved.
+    """
+
+    class Kind(models.TextChoices):
+        OPENAI = "openai", "OpenAI"
+        OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible (vLLM, LM Studio, Together…)"
+        AZURE = "azure", "Azure OpenAI"
+        ANTHROPIC = "anthropic", "Anthropic"
+        BEDROCK = "bedrock", "AWS Bedrock"
+        GEMINI = "gemini", "Google Gemini"
+        VERTEX_AI = "vertex_ai", "Google Vertex AI"
+        MISTRAL = "mistral", "Mistral"
+        OLLAMA = "ollama", "Ollama"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="providers")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    api_base = models.URLField(max_length=500, blank=True, help_text="Empty: the provider's public endpoint.")
+    credentials = models.TextField(blank=True, help_text="Encrypted at rest.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(TenantOwned.Meta):
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="provider_name_unique_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class Deployment(models.Model):
+    """One model at one provider, in one region, at a price. Prices are micro-USD per 1M tokens."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="deployments")
+    name = models.SlugField(max_length=60)
+    model = models.CharField(max_length=120, help_text="The provider's model name, e.g. claude-3-5-haiku-latest.")
+    region = models.CharField(max_length=20, default="eu")
+    input_price_micros_per_mtok = models.PositiveBigIntegerField(default=0)
+    output_price_micros_per_mtok = models.PositiveBigIntegerField(default=0)
+    timeout_seconds = models.PositiveIntegerField(default=60)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["provider", "name"]
+        constraints = [models.UniqueConstraint(fields=["provider", "name"], name="deployment_name_unique_per_provider")]
+
+    def __str__(self) -> str:
+        return f"{self.provider.name}/{self.name} ({self.model})"

@@ -1,15 +1,21 @@
-"""Writes of the catalog: APIs, their versions and plans. Each writes an audit event in the same transaction."""
+"""Writes of the catalog (APIs, versions, plans) and of providers and deployments. Each writes an audit event in
+the same transaction."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from gateway.models import AiApi, ApiVersion, Plan
+from gateway.models import AiApi, ApiVersion, Deployment, Plan, Provider
+from portal.crypto import decrypt, encrypt
 from portal.errors import DomainError
+from portal.http_client import OutboundBlocked, check_url
 from tenants.models import Tenant
 from tenants.services import Actor, audit_record
 
@@ -158,3 +164,119 @@ def plan_create(*, api: AiApi, slug: str, name: str, actor: Actor, **limits: Any
         raise DomainError(f"{api.name} already has a plan “{slug}”.", code="slug_taken") from None
     audit_record(actor=actor, action="plan.created", tenant=api.tenant, target=plan, details={"slug": slug, **limits})
     return plan
+
+
+# --- providers and deployments -------------------------------------------------------------------------------
+
+
+def _check_api_base(api_base: str) -> None:
+    if not api_base:
+        return
+    try:
+        check_url(api_base, allow_private=settings.GATEHOUSE_ALLOW_PRIVATE_UPSTREAMS)
+    except OutboundBlocked as blocked:
+        raise DomainError(str(blocked), code="upstream_not_allowed") from None
+
+
+@transaction.atomic
+def provider_create(
+    *, tenant: Tenant, name: str, kind: str, actor: Actor, api_base: str = "", credentials: dict[str, str] | None = None
+) -> Provider:
+    """Register where models run. ``credentials`` (e.g. ``{"api_key": …}``) are encrypted before they are saved."""
+    _check_api_base(api_base)
+    try:
+        with transaction.atomic():
+            provider = Provider.all_tenants.create(
+                tenant=tenant,
+                name=name,
+                kind=Provider.Kind(kind),
+                api_base=api_base.rstrip("/"),
+                credentials=encrypt(json.dumps(credentials)) if credentials else "",
+            )
+    except IntegrityError:
+        raise DomainError(f"{tenant.name} already has a provider “{name}”.", code="name_taken") from None
+    audit_record(
+        actor=actor,
+        action="provider.created",
+        tenant=tenant,
+        target=provider,
+        details={"name": name, "kind": kind, "api_base": provider.api_base, "authenticated": bool(credentials)},
+    )
+    return provider
+
+
+@transaction.atomic
+def provider_set_credentials(*, provider: Provider, credentials: dict[str, str], actor: Actor) -> Provider:
+    provider.credentials = encrypt(json.dumps(credentials))
+    provider.save(update_fields=["credentials"])
+    audit_record(actor=actor, action="provider.credentials_changed", tenant=provider.tenant, target=provider)
+    return provider
+
+
+def provider_credentials(provider: Provider) -> dict[str, str]:
+    """The decrypted credentials, for the moment of calling the provider only."""
+    return json.loads(decrypt(provider.credentials)) if provider.credentials else {}
+
+
+def list_price_micros_per_mtok(*, model: str, kind: str) -> tuple[int, int] | None:
+    """Input and output prices from litellm's bundled (offline) price map, in micro-USD per 1M tokens."""
+    import litellm  # imported on demand: it costs seconds, and only this write path needs it
+
+    info = litellm.model_cost.get(model) or litellm.model_cost.get(f"{kind}/{model}")
+    if not info:
+        return None
+
+    def micros(per_token: object) -> int:
+        return int((Decimal(str(per_token or 0)) * 10**12).to_integral_value())
+
+    return micros(info.get("input_cost_per_token")), micros(info.get("output_cost_per_token"))
+
+
+@transaction.atomic
+def deployment_create(
+    *,
+    provider: Provider,
+    name: str,
+    model: str,
+    actor: Actor,
+    region: str = "eu",
+    input_price_micros_per_mtok: int | None = None,
+    output_price_micros_per_mtok: int | None = None,
+    timeout_seconds: int = 60,
+) -> Deployment:
+    """A model at a provider. Prices left empty come from litellm's price map (0 if it does not know the model)."""
+    if input_price_micros_per_mtok is None or output_price_micros_per_mtok is None:
+        listed = list_price_micros_per_mtok(model=model, kind=provider.kind) or (0, 0)
+        input_price_micros_per_mtok = listed[0] if input_price_micros_per_mtok is None else input_price_micros_per_mtok
+        output_price_micros_per_mtok = (
+            listed[1] if output_price_micros_per_mtok is None else output_price_micros_per_mtok
+        )
+    if not 1 <= timeout_seconds <= 600:
+        raise DomainError("The timeout is between 1 and 600 seconds.")
+    try:
+        with transaction.atomic():
+            deployment = Deployment.objects.create(
+                provider=provider,
+                name=name,
+                model=model,
+                region=region,
+                input_price_micros_per_mtok=input_price_micros_per_mtok,
+                output_price_micros_per_mtok=output_price_micros_per_mtok,
+                timeout_seconds=timeout_seconds,
+            )
+    except IntegrityError:
+        raise DomainError(f"{provider.name} already has a deployment “{name}”.", code="name_taken") from None
+    audit_record(
+        actor=actor,
+        action="deployment.created",
+        tenant=provider.tenant,
+        target=deployment,
+        details={
+            "name": name,
+            "model": model,
+            "region": region,
+            "input_price_micros_per_mtok": input_price_micros_per_mtok,
+            "output_price_micros_per_mtok": output_price_micros_per_mtok,
+        },
+    )
+    return deployment

@@ -110,3 +110,11 @@ def test_env_helpers_parse_and_reject_clearly(monkeypatch):
         env_int("GH_BAD_NUMBER", 1)
     with pytest.raises(ImproperlyConfigured, match="GH_SECRET is required"):
         env_secret("GH_SECRET", required=True, dev_default="dev")
+
+
+@pytest.mark.slow
+def test_a_malformed_encryption_key_fails_the_checks_at_start_up():
+    result = _django("manage.py", "check", env={**PRODUCTION_ENV, "GATEHOUSE_ENCRYPTION_KEY": "too-short"})
+
+    assert result.returncode != 0
+    assert "gatehouse.E001" in result.stderr

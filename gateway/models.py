@@ -167,3 +167,20 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider.name}/{self.name} ({self.model})"
+
+
+class Route(models.Model):
+    """Which deployments serve a version's model alias: primaries share traffic by ``weight``; fallbacks are
+    tried in ``fallback_order`` (1, 2, …) when the primaries fail."""
+
+    version = models.ForeignKey(ApiVersion, on_delete=models.CASCADE, related_name="routes")
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="routes")
+    weight = models.PositiveSmallIntegerField(default=100)
+    fallback_order = models.PositiveSmallIntegerField(default=0, help_text="0: primary; 1, 2…: fallbacks in order.")
+
+    class Meta:
+        ordering = ["version", "fallback_order", "-weight"]
+        constraints = [models.UniqueConstraint(fields=["version", "deployment"], name="route_unique_per_version")]
+
+    def __str__(self) -> str:
+        return f"{self.version} → {self.deployment}"

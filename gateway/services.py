@@ -12,7 +12,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from gateway.models import AiApi, ApiVersion, Deployment, Plan, Provider
+from gateway.models import AiApi, ApiVersion, Deployment, Plan, Provider, Route
+from portal import events
 from portal.crypto import decrypt, encrypt
 from portal.errors import DomainError
 from portal.http_client import OutboundBlocked, check_url
@@ -280,3 +281,26 @@ def deployment_create(
         },
     )
     return deployment
+
+
+@transaction.atomic
+def route_add(
+    *, version: ApiVersion, deployment: Deployment, actor: Actor, weight: int = 100, fallback_order: int = 0
+) -> Route:
+    """Serve ``version`` from ``deployment`` (of the same publisher)."""
+    if deployment.provider.tenant_id != version.api.tenant_id:
+        raise DomainError("A version can only be served by its publisher's own deployments.", status=404)
+    if not 0 <= weight <= 1000:
+        raise DomainError("The weight is between 0 and 1000.")
+    route, _ = Route.objects.update_or_create(
+        version=version, deployment=deployment, defaults={"weight": weight, "fallback_order": fallback_order}
+    )
+    audit_record(
+        actor=actor,
+        action="route.set",
+        tenant=version.api.tenant,
+        target=route,
+        details={"version": str(version), "deployment": deployment.name, "weight": weight, "fallback": fallback_order},
+    )
+    events.routes_changed(api_ids=[version.api_id])
+    return route

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from django.db import transaction
 
 from gateway import services as catalog_services
-from gateway.models import AiApi, ApiVersion, Plan
+from gateway.models import AiApi, ApiVersion, Plan, Provider
 from subscriptions import services as subscription_services
 from subscriptions.models import ApiKey, Application, Subscription
 from tenants import selectors as tenant_selectors
@@ -91,7 +91,7 @@ def demo_seed(*, base_url: str, mock_url: str, password: str = DEMO_PASSWORD) ->
 
     _user(OPERATOR_EMAIL, password, is_superuser=True)
     summary.operator = DemoUser(email=OPERATOR_EMAIL, password=password, tenant=None, role="platform-operator")
-    summary.api_key = _catalog_and_access(tenants["acme"], tenants["globex"], users)
+    summary.api_key = _catalog_and_access(tenants["acme"], tenants["globex"], users, mock_url)
     return summary
 
 
@@ -144,12 +144,40 @@ def _api(acme: Tenant, actor: tenant_services.Actor, spec: tuple[str, str, str, 
     return api
 
 
-def _catalog_and_access(acme: Tenant, globex: Tenant, users: dict[str, User]) -> str:
+def _serve_from_mock(acme: Tenant, actor: tenant_services.Actor, apis: list[AiApi], mock_url: str) -> None:
+    """Acme's models run on the mock upstream (an OpenAI-compatible provider at ``mock_url``)."""
+    provider = Provider.objects.for_tenant(acme).filter(name="mock-openai").first()
+    if provider is None:
+        provider = catalog_services.provider_create(
+            tenant=acme,
+            name="mock-openai",
+            kind=Provider.Kind.OPENAI_COMPATIBLE,
+            api_base=f"{mock_url}/v1",
+            credentials={"api_key": "sk-mock-upstream-credential"},
+            actor=actor,
+        )
+    deployments = {}
+    for name, model in (("gpt-4o-mini-eu", "gpt-4o-mini"), ("embed-small-eu", "text-embedding-3-small")):
+        deployment = provider.deployments.filter(name=name).first()
+        if deployment is None:
+            deployment = catalog_services.deployment_create(
+                provider=provider, name=name, model=model, region="eu", actor=actor
+            )
+        deployments[model] = deployment
+    for api in apis:
+        for version in api.versions.all():
+            deployment = deployments.get(version.model_alias)
+            if deployment is not None and not version.routes.filter(deployment=deployment).exists():
+                catalog_services.route_add(version=version, deployment=deployment, actor=actor)
+
+
+def _catalog_and_access(acme: Tenant, globex: Tenant, users: dict[str, User], mock_url: str) -> str:
     """Acme publishes three APIs; Globex's application holds approved subscriptions and one fresh key."""
     publisher = tenant_services.Actor(user=users["owner@acme.test"])
     approver = tenant_services.Actor(user=users["admin@acme.test"])
     developer = tenant_services.Actor(user=users["dev@globex.test"])
     apis = [_api(acme, publisher, spec) for spec in APIS]
+    _serve_from_mock(acme, publisher, apis, mock_url)
 
     app = Application.objects.for_tenant(globex).filter(slug="globex-web").first()
     if app is None:

@@ -58,3 +58,8 @@ def access_changed(*, key_ids: list[str] | None = None, application_ids: list[in
         ACCESS_CHANNEL,
         {"event": "access_changed", "key_ids": sorted(key_ids or []), "application_ids": sorted(application_ids or [])},
     )
+
+
+def routes_changed(*, api_ids: list[int]) -> None:
+    """Tell gateways that the deployments serving these APIs changed."""
+    publish_on_commit(ACCESS_CHANNEL, {"event": "routes_changed", "api_ids": sorted(api_ids)})

@@ -14,6 +14,7 @@ import secrets
 import string
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
 
@@ -54,14 +55,20 @@ def parse(raw: str) -> ParsedKey | None:
     return ParsedKey(public_id=public_id, secret=secret)
 
 
-def _hmac_key() -> bytes:
+@lru_cache(maxsize=2)
+def _hmac_key(secret_key: str) -> bytes:
     # Derived from SECRET_KEY: a leaked database alone cannot be used to test guesses. Rotating SECRET_KEY
     # therefore invalidates every API key (documented in README, Configuration).
-    return hashlib.sha256(f"gatehouse.api-key:{settings.SECRET_KEY}".encode()).digest()
+    return hashlib.sha256(f"gatehouse.api-key:{secret_key}".encode()).digest()
 
 
 def digest(secret: str) -> str:
-    return hmac.new(_hmac_key(), secret.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(_hmac_key(settings.SECRET_KEY), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def digest_matches(secret: str, stored: str) -> bool:
+    """Constant-time comparison of a presented secret with a stored digest."""
+    return hmac.compare_digest(digest(secret), stored)
 
 
 def generate() -> tuple[str, str, str]:

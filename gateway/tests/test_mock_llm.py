@@ -22,12 +22,14 @@ USER = [{"role": "user", "content": "Hello, world!"}]
 
 @pytest.fixture
 def client(mock_llm):
-    return openai.OpenAI(base_url=f"{mock_llm.url}/v1", api_key="sk-test", max_retries=0, timeout=5)
+    with openai.OpenAI(base_url=f"{mock_llm.url}/v1", api_key="sk-test", max_retries=0, timeout=5) as sdk:
+        yield sdk
 
 
 @pytest.fixture
 def claude(mock_llm):
-    return anthropic.Anthropic(base_url=mock_llm.url, api_key="sk-ant-test", max_retries=0, timeout=5)
+    with anthropic.Anthropic(base_url=mock_llm.url, api_key="sk-ant-test", max_retries=0, timeout=5) as sdk:
+        yield sdk
 
 
 # --- OpenAI chat ----------------------------------------------------------------------------------------
@@ -259,20 +261,22 @@ def test_badjson_fault_sends_a_truncated_body(mock_llm, client):
 
 
 def test_path_prefix_directives_apply_to_every_request_under_them(mock_llm):
-    failing = openai.OpenAI(base_url=f"{mock_llm.url}/fail/503/v1", api_key="x", max_retries=0)
-    slow = openai.OpenAI(base_url=f"{mock_llm.url}/latency/300/v1", api_key="x", max_retries=0)
-
-    with pytest.raises(openai.InternalServerError):
-        failing.chat.completions.create(model="gpt-4o-mini", messages=USER)
-    started = time.monotonic()
-    slow.chat.completions.create(model="gpt-4o-mini", messages=USER)
-    assert time.monotonic() - started >= 0.3
+    with (
+        openai.OpenAI(base_url=f"{mock_llm.url}/fail/503/v1", api_key="x", max_retries=0) as failing,
+        openai.OpenAI(base_url=f"{mock_llm.url}/latency/300/v1", api_key="x", max_retries=0) as slow,
+    ):
+        with pytest.raises(openai.InternalServerError):
+            failing.chat.completions.create(model="gpt-4o-mini", messages=USER)
+        started = time.monotonic()
+        slow.chat.completions.create(model="gpt-4o-mini", messages=USER)
+        assert time.monotonic() - started >= 0.3
 
 
 def test_header_directives_override_the_path(mock_llm):
-    client = openai.OpenAI(base_url=f"{mock_llm.url}/fail/503/v1", api_key="x", max_retries=0)
-
-    with pytest.raises(openai.RateLimitError):
+    with (
+        openai.OpenAI(base_url=f"{mock_llm.url}/fail/503/v1", api_key="x", max_retries=0) as client,
+        pytest.raises(openai.RateLimitError),
+    ):
         client.chat.completions.create(model="gpt-4o-mini", messages=USER, extra_headers={"x-mock-fail": "429"})
 
 

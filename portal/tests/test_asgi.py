@@ -14,6 +14,7 @@ from portal.lifespan import lifespan
 from tests.servers import uvicorn_server
 
 
+@pytest.mark.django_db  # consumers close stale connections (and may read sessions) between messages
 async def test_websocket_round_trips_through_the_channel_layer():
     communicator = WebsocketCommunicator(application, "/ws/healthz/", headers=[(b"origin", b"http://127.0.0.1")])
     connected, _ = await communicator.connect()
@@ -26,6 +27,7 @@ async def test_websocket_round_trips_through_the_channel_layer():
     await communicator.disconnect()
 
 
+@pytest.mark.django_db
 async def test_websocket_from_a_foreign_origin_is_refused():
     communicator = WebsocketCommunicator(application, "/ws/healthz/", headers=[(b"origin", b"https://evil.test")])
     connected, _ = await communicator.connect()

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from portal.demo import DEMO_PASSWORD, demo_seed
+from portal.http_client import OutboundBlocked, check_url
 
 
 class Command(BaseCommand):
@@ -24,11 +25,19 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG and not options["force"]:
             raise CommandError("seed_demo creates accounts with a published password; with DEBUG off it needs --force.")
+        mock_url = options["mock_url"].rstrip("/")
+        try:
+            check_url(mock_url, allow_private=settings.GATEHOUSE_ALLOW_PRIVATE_UPSTREAMS)
+        except OutboundBlocked:
+            raise CommandError(
+                f"The mock upstream {mock_url} is on a private address: set GATEHOUSE_ALLOW_PRIVATE_UPSTREAMS=true "
+                "(make demo does) to let the demo's deployments use it."
+            ) from None
         # Notification e-mails of the seeding (console backend) go to stderr: stdout carries only the result.
         with contextlib.redirect_stdout(sys.stderr):
             summary = demo_seed(
                 base_url=options["base_url"].rstrip("/"),
-                mock_url=options["mock_url"].rstrip("/"),
+                mock_url=mock_url,
                 password=options["password"],
             )
         if options["json"]:

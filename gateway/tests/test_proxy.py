@@ -1,0 +1,156 @@
+"""The hot path in-process: zero ORM queries once warm, access changes effective at once, upstream failures mapped."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+from django.db.backends.utils import CursorWrapper
+
+from gateway import services as catalog
+from gateway.proxy import app as proxy
+from subscriptions import services as subscription_services
+from tenants import services as tenant_services
+
+pytestmark = pytest.mark.django_db(transaction=True)
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
+
+
+@pytest.fixture
+async def gateway():
+    """An HTTP client speaking to the ASGI app in-process, with a fresh cache and upstream client."""
+    from portal.asgi import application
+
+    proxy.CACHE.clear()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://gatehouse") as client:
+        yield client
+    await proxy.close()
+    # Cache misses ran the ORM in asgiref's worker thread: close that thread's connection too.
+    await sync_to_async(close_old_connections)()
+
+
+@pytest.fixture
+def served(market, mock_llm):
+    """The market's assistant, served by a deployment on the mock; an approved subscription and a key."""
+    actor = tenant_services.SYSTEM
+
+    def route_to(api_base: str, name: str, timeout: int = 10) -> None:
+        provider = catalog.provider_create(
+            tenant=market.acme,
+            name=name,
+            kind="openai_compatible",
+            api_base=api_base,
+            credentials={"api_key": "sk-up"},
+            actor=actor,
+        )
+        deployment = catalog.deployment_create(
+            provider=provider, name=name, model="gpt-4o-mini", actor=actor, timeout_seconds=timeout
+        )
+        version = market.api.versions.get()
+        version.routes.all().delete()
+        catalog.route_add(version=version, deployment=deployment, actor=actor)
+
+    route_to(f"{mock_llm.url}/v1", "mock")
+    subscription = subscription_services.subscription_request(
+        application=market.app, api=market.api, plan=market.free, actor=market.actor(market.developer)
+    )
+    key, full = subscription_services.api_key_create(application=market.app, name="k", actor=actor)
+    return {"key": key, "auth": {"authorization": f"Bearer {full}"}, "subscription": subscription, "route_to": route_to}
+
+
+async def test_a_warm_call_touches_no_database(gateway, served, monkeypatch):
+    warm = await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"])
+    assert warm.status_code == 200
+
+    def no_queries(*args, **kwargs):
+        raise AssertionError("the hot path ran a database query")
+
+    monkeypatch.setattr(CursorWrapper, "execute", no_queries)
+    monkeypatch.setattr(CursorWrapper, "executemany", no_queries)
+    answers = [await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"]) for _ in range(50)]
+    models = await gateway.get("/v1/models", headers=served["auth"])
+
+    assert [a.status_code for a in answers] == [200] * 50
+    assert answers[-1].json()["choices"][0]["message"]["content"] == "echo: Hi"
+    assert models.status_code == 200
+
+
+async def test_revoking_a_key_takes_effect_on_the_next_call(gateway, served):
+    assert (await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"])).status_code == 200
+
+    await sync_to_async(subscription_services.api_key_revoke)(key=served["key"], actor=tenant_services.SYSTEM)
+    after = await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"])
+
+    assert after.status_code == 401
+    assert after.json()["error"]["code"] == "invalid_api_key"
+
+
+async def test_suspending_the_subscription_takes_effect_on_the_next_call(gateway, served):
+    assert (await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"])).status_code == 200
+
+    await sync_to_async(subscription_services.subscription_suspend)(
+        subscription=served["subscription"], actor=tenant_services.SYSTEM
+    )
+    after = await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"])
+
+    assert after.status_code == 404
+    assert after.json()["error"]["code"] == "model_not_found"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "status", "code"),
+    [
+        ("/fail/429", 429, "rate_limit_exceeded"),
+        ("/fail/500", 502, "upstream_error"),
+        ("/fail/503", 502, "upstream_error"),
+        ("/fail/badjson", 502, "upstream_bad_response"),
+        ("/fail/reset", 502, "upstream_unreachable"),
+        ("/fail/timeout", 504, "upstream_timeout"),
+    ],
+)
+async def test_upstream_failures_map_to_openai_errors_without_leaking(gateway, served, mock_llm, prefix, status, code):
+    await sync_to_async(served["route_to"])(
+        f"{mock_llm.url}{prefix}/v1", f"faulty{prefix.replace('/', '-')}", timeout=1
+    )
+
+    response = await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"])
+
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert "mock" not in error["message"]  # nothing of the upstream's own answer is passed on
+    assert "127.0.0.1" not in response.text
+    if status == 429:
+        assert response.headers["retry-after"] == "1"
+
+
+async def test_unreachable_upstream_is_a_502(gateway, served):
+    from tests.servers import free_port
+
+    await sync_to_async(served["route_to"])(f"http://127.0.0.1:{free_port()}/v1", "nowhere")
+
+    response = await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"])
+
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "upstream_unreachable"
+
+
+async def test_oversized_and_malformed_bodies_are_refused(gateway, served):
+    huge = await gateway.post(
+        "/v1/chat/completions", content=b'{"x": "' + b"a" * (11 * 1024 * 1024) + b'"}', headers=served["auth"]
+    )
+    broken = await gateway.post("/v1/chat/completions", content=b"{nope", headers=served["auth"])
+    listed = await gateway.post("/v1/chat/completions", content=b"[1, 2]", headers=served["auth"])
+
+    assert huge.status_code == 413
+    assert broken.status_code == 400
+    assert listed.status_code == 400
+
+
+async def test_keys_are_read_from_the_three_headers_and_never_the_query_string(gateway, served):
+    full = served["auth"]["authorization"].removeprefix("Bearer ")
+
+    for headers in ({"api-key": full}, {"x-api-key": full}, {"authorization": f"bearer {full}"}):
+        assert (await gateway.get("/v1/models", headers=headers)).status_code == 200
+    assert (await gateway.get(f"/v1/models?api_key={full}")).status_code == 401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -36,9 +37,11 @@ def test_demo_starts_cold_on_embedded_defaults_and_stops_everything(tmp_path, st
         cold_start = time.monotonic() - started
         landing = httpx.get(f"{base}/")
         ready = httpx.get(f"{base}/readyz").json()
+        api_key = re.search(r"^\s+(gh_\S+)$", output.text, re.M)[1]
         reply = httpx.post(
-            f"{mock}/v1/chat/completions",
+            f"{base}/v1/chat/completions",
             json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]},
+            headers={"authorization": f"Bearer {api_key}"},
         ).json()
     finally:
         demo.send_signal(stop_signal)
@@ -56,7 +59,7 @@ def test_demo_starts_cold_on_embedded_defaults_and_stops_everything(tmp_path, st
     assert (tmp_path / "gatehouse.sqlite3").exists()
     assert "Gatehouse demo is running" in printed
     assert "owner@acme.test" in printed
-    assert f"curl -s {mock}/v1/chat/completions" in printed
+    assert f"curl -s {base}/v1/chat/completions" in printed
     assert demo.returncode == 0, printed
     for url in (f"{base}/healthz", f"{mock}/v1/models"):  # the signal stopped both servers
         with pytest.raises(httpx.TransportError):

@@ -100,7 +100,7 @@ class Command(BaseCommand):
                     proc.kill()
 
     def banner(self, summary: DemoSummary) -> str:
-        base, mock = summary.base_url, summary.mock_url
+        base, mock, key = summary.base_url, summary.mock_url, summary.api_key
         logins = "\n".join(f"    {u.email:<22} {u.role} of {u.tenant}" for u in summary.users)
         operator = summary.operator
         assert operator is not None
@@ -113,17 +113,18 @@ class Command(BaseCommand):
 {logins}
     {operator.email:<22} platform operator ({base}/admin/)
 
- API key of globex-web (subscribed to acme's assistant, embed, summarize — shown once):
-   {summary.api_key}
- The /v1 gateway that will accept it is not built yet; until then, talk to the mock upstream directly:
+ API key of globex-web (subscribed to acme's assistant, embed and summarize; shown once):
+   {key}
 
-   curl -s {base}/readyz
-   curl -s {mock}/v1/chat/completions -H 'content-type: application/json' \\
+ Call the gateway like OpenAI (acme's models run on the mock upstream):
+
+   curl -s {base}/v1/chat/completions -H "Authorization: Bearer {key}" \\
+     -H 'content-type: application/json' \\
      -d '{{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
 
 .venv/bin/python - <<'PY'
 from openai import OpenAI
-client = OpenAI(base_url="{mock}/v1", api_key="demo")
+client = OpenAI(base_url="{base}/v1", api_key="{key}")
 reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{{"role": "user", "content": "Hi"}}])
 print(reply.choices[0].message.content)
 PY

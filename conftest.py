@@ -59,6 +59,20 @@ def _fast_password_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_connections_of_asgirefs_worker_thread(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """Async tests reach the ORM through asgiref's single worker thread, whose connections outlive the tests;
+    close them before pytest-django drops the test database (PostgreSQL refuses while they are open)."""
+    yield
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        asyncio.run(sync_to_async(connections.close_all)())
+
+
 @pytest.fixture(scope="session")
 def mock_llm_server() -> Iterator[MockLLMServer]:
     with MockLLMServer() as server:

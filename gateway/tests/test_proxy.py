@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections
+from django.db import connections
 from django.db.backends.utils import CursorWrapper
 
 from gateway import services as catalog
@@ -26,8 +26,8 @@ async def gateway():
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://gatehouse") as client:
         yield client
     await proxy.close()
-    # Cache misses ran the ORM in asgiref's worker thread: close that thread's connection too.
-    await sync_to_async(close_old_connections)()
+    # Cache misses ran the ORM in asgiref's worker thread: close that thread's connections too.
+    await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture

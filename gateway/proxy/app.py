@@ -9,8 +9,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import re
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +20,7 @@ from gateway.proxy.errors import GatewayError, bad_request, invalid_key
 from gateway.proxy.snapshot import AccessCache
 from portal import events
 from portal.http_client import HttpClient
+from portal.middleware import request_id_for
 from subscriptions import keys
 from subscriptions.selectors import ApiGrant, KeyAccess
 
@@ -32,7 +31,6 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
-_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Fields that would steer litellm or the upstream (where to send, with which credentials, what to fake).
 STEERING_FIELDS = frozenset(
     {
@@ -220,14 +218,9 @@ async def _proxy(path: str, kind: str, access: KeyAccess, body: dict[str, Any], 
         await send({"type": "http.response.body", "body": b""})
 
 
-def _request_id(headers: dict[str, str]) -> str:
-    incoming = headers.get("x-request-id", "")
-    return incoming if _SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-
-
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     headers = _headers(scope)
-    request_id = _request_id(headers)
+    request_id = request_id_for(headers.get("x-request-id"))
     method, path = scope["method"], scope["path"]
     started = False
 

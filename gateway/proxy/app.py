@@ -15,9 +15,9 @@ from typing import Any
 
 from django.conf import settings
 
-from gateway.proxy import upstream
+from gateway.proxy import routing, upstream
 from gateway.proxy.errors import GatewayError, bad_request, invalid_key
-from gateway.proxy.snapshot import AccessCache
+from gateway.proxy.snapshot import AccessCache, Target
 from portal import events
 from portal.http_client import HttpClient
 from portal.middleware import request_id_for
@@ -179,15 +179,24 @@ async def _models(access: KeyAccess, send: Send, request_id: str) -> None:
 
 async def _proxy(path: str, kind: str, access: KeyAccess, body: dict[str, Any], send: Send, request_id: str) -> None:
     grant = _grant(access, body, kind)
-    targets = await CACHE.targets(grant.api_id, body["model"])
+    targets = routing.plan(await CACHE.targets(grant.api_id, body["model"]), sticky=access.public_id)
+    targets = [t for t in targets if t.kind in upstream.PASS_THROUGH_KINDS]
     if not targets:
         raise GatewayError(503, "No deployment serves this model right now.", type_="api_error", code="no_deployment")
-    target = targets[0]
-    if target.kind not in upstream.PASS_THROUGH_KINDS:
-        raise GatewayError(
-            503, "This deployment's provider is not supported yet.", type_="api_error", code="unsupported_provider"
-        )
+    for attempt, target in enumerate(targets, start=1):
+        try:
+            await _call(path, target, body, send, request_id)
+            return
+        except GatewayError as error:
+            # Fall back only while the client has seen nothing (_call raises only before the first byte).
+            if attempt == len(targets) or not routing.is_retriable(error):
+                raise
+            logger.info(
+                "deployment %s failed with %s; trying the next (request %s)", target.name, error.code, request_id
+            )
 
+
+async def _call(path: str, target: Target, body: dict[str, Any], send: Send, request_id: str) -> None:
     if body.get("stream") is not True:
         async with upstream.post(client(), target, path, body) as response:
             raw = await response.read()

@@ -35,7 +35,7 @@ def served(market, mock_llm):
     """The market's assistant, served by a deployment on the mock; an approved subscription and a key."""
     actor = tenant_services.SYSTEM
 
-    def route_to(api_base: str, name: str, timeout: int = 10) -> None:
+    def route_to(api_base: str, name: str, timeout: int = 10, fallback_order: int = 0, replace: bool = True) -> None:
         provider = catalog.provider_create(
             tenant=market.acme,
             name=name,
@@ -48,8 +48,9 @@ def served(market, mock_llm):
             provider=provider, name=name, model="gpt-4o-mini", actor=actor, timeout_seconds=timeout
         )
         version = market.api.versions.get()
-        version.routes.all().delete()
-        catalog.route_add(version=version, deployment=deployment, actor=actor)
+        if replace:
+            version.routes.all().delete()
+        catalog.route_add(version=version, deployment=deployment, actor=actor, fallback_order=fallback_order)
 
     route_to(f"{mock_llm.url}/v1", "mock")
     subscription = subscription_services.subscription_request(
@@ -154,3 +155,36 @@ async def test_keys_are_read_from_the_three_headers_and_never_the_query_string(g
     for headers in ({"api-key": full}, {"x-api-key": full}, {"authorization": f"bearer {full}"}):
         assert (await gateway.get("/v1/models", headers=headers)).status_code == 200
     assert (await gateway.get(f"/v1/models?api_key={full}")).status_code == 401
+
+
+async def test_a_failing_primary_falls_back_before_the_client_sees_anything(gateway, served, mock_llm):
+    await sync_to_async(served["route_to"])(f"{mock_llm.url}/fail/503/v1", "primary")
+    await sync_to_async(served["route_to"])(f"{mock_llm.url}/v1", "fallback", fallback_order=1, replace=False)
+    mock_llm.journal.clear()
+
+    response = await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"])
+
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "echo: Hi"
+    assert [r["path"] for r in mock_llm.journal] == ["/fail/503/v1/chat/completions", "/v1/chat/completions"]
+
+
+async def test_streams_fall_back_too_while_nothing_was_sent(gateway, served, mock_llm):
+    await sync_to_async(served["route_to"])(f"{mock_llm.url}/fail/429/v1", "primary")
+    await sync_to_async(served["route_to"])(f"{mock_llm.url}/v1", "fallback", fallback_order=1, replace=False)
+
+    response = await gateway.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=served["auth"])
+
+    assert response.status_code == 200
+    assert "echo:" in response.text
+    assert response.text.rstrip().endswith("data: [DONE]")
+
+
+async def test_when_every_deployment_fails_the_last_error_is_reported(gateway, served, mock_llm):
+    await sync_to_async(served["route_to"])(f"{mock_llm.url}/fail/503/v1", "primary")
+    await sync_to_async(served["route_to"])(f"{mock_llm.url}/fail/429/v1", "fallback", fallback_order=1, replace=False)
+
+    response = await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"])
+
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "1"

@@ -19,6 +19,9 @@ from asgiref.sync import sync_to_async
 from subscriptions.selectors import KeyAccess, key_access_snapshot
 
 TTL_SECONDS = 60.0
+# Unknown key ids are remembered too (so guessing does not hit the database twice), but only this many: anyone
+# can compute a valid checksum, so an unbounded negative cache would be a memory leak on demand.
+MAX_NEGATIVE_ENTRIES = 10_000
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class AccessCache:
     def __init__(self, ttl: float = TTL_SECONDS) -> None:
         self.ttl = ttl
         self._keys: dict[str, tuple[float, KeyAccess | None]] = {}
+        self._unknown = 0
         self._targets: dict[int, tuple[float, dict[str, tuple[Target, ...]]]] = {}
 
     async def key(self, public_id: str) -> KeyAccess | None:
@@ -84,6 +88,13 @@ class AccessCache:
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         access = await sync_to_async(key_access_snapshot)(public_id)
+        was_unknown = cached is not None and cached[1] is None
+        if access is None and not was_unknown:
+            if self._unknown >= MAX_NEGATIVE_ENTRIES:
+                return None
+            self._unknown += 1
+        elif access is not None and was_unknown:
+            self._unknown -= 1
         self._keys[public_id] = (time.monotonic() + self.ttl, access)
         return access
 
@@ -102,13 +113,16 @@ class AccessCache:
                 self._targets.pop(api_id, None)
             return
         for public_id in message.get("key_ids", []):
-            self._keys.pop(public_id, None)
+            dropped = self._keys.pop(public_id, None)
+            if dropped is not None and dropped[1] is None:
+                self._unknown -= 1
         applications = set(message.get("application_ids", []))
         if applications:
             for public_id, (_, access) in list(self._keys.items()):
                 if access is not None and access.application_id in applications:
-                    self._keys.pop(public_id, None)
+                    del self._keys[public_id]
 
     def clear(self) -> None:
         self._keys.clear()
         self._targets.clear()
+        self._unknown = 0

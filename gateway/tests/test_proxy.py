@@ -188,3 +188,16 @@ async def test_when_every_deployment_fails_the_last_error_is_reported(gateway, s
 
     assert response.status_code == 429
     assert response.headers["retry-after"] == "1"
+
+
+async def test_guessed_keys_cannot_grow_the_cache_without_bound(monkeypatch, db):
+    from gateway.proxy import snapshot
+
+    monkeypatch.setattr(snapshot, "MAX_NEGATIVE_ENTRIES", 5)
+    monkeypatch.setattr(snapshot, "key_access_snapshot", lambda public_id: None)
+    cache = snapshot.AccessCache()
+
+    for n in range(50):
+        assert await cache.key(f"guess{n:03d}") is None
+
+    assert len(cache._keys) == 5

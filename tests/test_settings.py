@@ -118,3 +118,16 @@ def test_a_malformed_encryption_key_fails_the_checks_at_start_up():
 
     assert result.returncode != 0
     assert "gatehouse.E001" in result.stderr
+
+
+@pytest.mark.slow
+def test_manage_py_runs_on_a_fresh_clone_but_servers_default_to_production():
+    bare = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY", "GATEHOUSE_ENCRYPTION_KEY")}
+    run = {"cwd": ROOT, "env": bare, "capture_output": True, "text": True, "timeout": 120}
+
+    command = subprocess.run([sys.executable, "manage.py", "check"], **run)
+    server = subprocess.run([sys.executable, "-c", "import portal.asgi"], **run)
+
+    assert command.returncode == 0, command.stderr
+    assert server.returncode != 0
+    assert "SECRET_KEY is required when DEBUG is off" in server.stderr

@@ -123,10 +123,12 @@ def test_a_malformed_encryption_key_fails_the_checks_at_start_up():
 @pytest.mark.slow
 def test_manage_py_runs_on_a_fresh_clone_but_servers_default_to_production():
     bare = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY", "GATEHOUSE_ENCRYPTION_KEY")}
-    run = {"cwd": ROOT, "env": bare, "capture_output": True, "text": True, "timeout": 120}
 
-    command = subprocess.run([sys.executable, "manage.py", "check"], **run)
-    server = subprocess.run([sys.executable, "-c", "import portal.asgi"], **run)
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, *args], cwd=ROOT, env=bare, capture_output=True, text=True, timeout=120)
+
+    command = run("manage.py", "check")
+    server = run("-c", "import portal.asgi")
 
     assert command.returncode == 0, command.stderr
     assert server.returncode != 0

@@ -6,9 +6,11 @@ few dict lookups and the upstream round trip through one pooled HTTP client.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +43,7 @@ STEERING_FIELDS = frozenset(
 )  # fmt: skip
 
 CACHE = AccessCache()
+BREAKERS = routing.Breakers()
 events.listen(events.ACCESS_CHANNEL, CACHE.invalidate)  # in-process events (embedded mode, and this process)
 _client: HttpClient | None = None
 
@@ -179,21 +182,42 @@ async def _models(access: KeyAccess, send: Send, request_id: str) -> None:
 
 async def _proxy(path: str, kind: str, access: KeyAccess, body: dict[str, Any], send: Send, request_id: str) -> None:
     grant = _grant(access, body, kind)
-    targets = routing.plan(await CACHE.targets(grant.api_id, body["model"]), sticky=access.public_id)
-    targets = [t for t in targets if t.kind in upstream.PASS_THROUGH_KINDS]
-    if not targets:
+    planned = routing.plan(await CACHE.targets(grant.api_id, body["model"]), sticky=access.public_id)
+    planned = [t for t in planned if t.kind in upstream.PASS_THROUGH_KINDS]
+    if not planned:
         raise GatewayError(503, "No deployment serves this model right now.", type_="api_error", code="no_deployment")
-    for attempt, target in enumerate(targets, start=1):
+    now = time.monotonic()
+    targets = [t for t in planned if BREAKERS.allows(t.deployment_id, now)]
+    if not targets:
+        wait = BREAKERS.retry_after([t.deployment_id for t in planned], now)
+        raise GatewayError(
+            503,
+            "Every deployment of this model is failing; Gatehouse is giving them a moment.",
+            type_="api_error",
+            code="upstream_unavailable",
+            headers={"retry-after": str(wait)},
+        )
+    attempt, index = 0, 0
+    while True:
+        attempt += 1
+        target = targets[index]
         try:
             await _call(path, target, body, send, request_id)
-            return
         except GatewayError as error:
-            # Fall back only while the client has seen nothing (_call raises only before the first byte).
-            if attempt == len(targets) or not routing.is_retriable(error):
+            # _call raises only before the first byte reaches the client, so trying again is still safe.
+            if not routing.is_retriable(error):
                 raise
-            logger.info(
-                "deployment %s failed with %s; trying the next (request %s)", target.name, error.code, request_id
-            )
+            BREAKERS.failed(target.deployment_id, time.monotonic())
+            if attempt >= routing.MAX_ATTEMPTS:
+                raise
+            if index + 1 < len(targets):
+                index += 1
+            else:
+                await asyncio.sleep(routing.backoff_seconds(error, attempt))
+            logger.info("deployment %s failed with %s; trying again (request %s)", target.name, error.code, request_id)
+        else:
+            BREAKERS.succeeded(target.deployment_id)
+            return
 
 
 async def _call(path: str, target: Target, body: dict[str, Any], send: Send, request_id: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
@@ -23,6 +25,7 @@ async def gateway():
     from portal.asgi import application
 
     proxy.CACHE.clear()
+    proxy.BREAKERS.reset()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://gatehouse") as client:
         yield client
     await proxy.close()
@@ -201,3 +204,36 @@ async def test_guessed_keys_cannot_grow_the_cache_without_bound(monkeypatch, db)
         assert await cache.key(f"guess{n:03d}") is None
 
     assert len(cache._keys) == 5
+
+
+async def test_a_failing_deployment_is_retried_within_the_attempt_budget(gateway, served, mock_llm):
+    await sync_to_async(served["route_to"])(f"{mock_llm.url}/fail/503/v1", "flaky")
+    mock_llm.journal.clear()
+
+    response = await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"])
+
+    assert response.status_code == 502
+    assert len(mock_llm.journal) == 3  # MAX_ATTEMPTS, with a jittered backoff between them
+
+
+async def test_a_deployment_that_keeps_failing_is_skipped_until_its_probe(gateway, served, mock_llm, monkeypatch):
+    await sync_to_async(served["route_to"])(f"{mock_llm.url}/fail/503/v1", "primary")
+    await sync_to_async(served["route_to"])(f"{mock_llm.url}/v1", "fallback", fallback_order=1, replace=False)
+    for _ in range(5):  # five failures of the primary open its circuit
+        assert (await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"])).status_code == 200
+    mock_llm.journal.clear()
+
+    skipped = await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"])
+    assert skipped.status_code == 200
+    assert [r["path"] for r in mock_llm.journal] == ["/v1/chat/completions"]  # the primary was not tried
+
+    later = time.monotonic() + 31  # after the cool-down, one request probes the primary again
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    mock_llm.journal.clear()
+    await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"])
+    await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"])
+    assert [r["path"] for r in mock_llm.journal] == [
+        "/fail/503/v1/chat/completions",  # the probe (fails: open again)
+        "/v1/chat/completions",
+        "/v1/chat/completions",  # skipped again
+    ]

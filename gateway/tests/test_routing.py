@@ -54,3 +54,34 @@ def test_only_upstream_trouble_is_retried():
     assert is_retriable(GatewayError(429, "busy", code="rate_limit_exceeded"))
     assert is_retriable(GatewayError(504, "slow", code="upstream_timeout"))
     assert not is_retriable(GatewayError(400, "bad", code="upstream_invalid_request"))
+
+
+def test_a_circuit_opens_after_consecutive_failures_and_lets_one_probe_through_after_the_cool_down():
+    from gateway.proxy.routing import Breakers
+
+    breakers = Breakers(threshold=3, cooldown=10)
+    for second in range(3):
+        assert breakers.allows(7, now=second)
+        breakers.failed(7, now=second)
+
+    assert not breakers.allows(7, now=5)
+    assert breakers.retry_after([7], now=5) == 7  # opened at 2, cool-down 10
+    assert breakers.allows(7, now=12.1)  # half-open: one probe…
+    assert not breakers.allows(7, now=12.2)  # …and only one
+    breakers.failed(7, now=12.3)  # the probe failed: open again
+    assert not breakers.allows(7, now=20)
+    assert breakers.allows(7, now=22.4)
+    breakers.succeeded(7)  # the probe worked: closed
+    assert breakers.allows(7, now=22.5)
+    assert breakers.allows(8, now=0)  # circuits are per deployment
+
+
+def test_backoff_honours_retry_after_within_a_cap():
+    from gateway.proxy.routing import MAX_BACKOFF_SECONDS, backoff_seconds
+
+    told = GatewayError(429, "busy", code="rate_limit_exceeded", headers={"retry-after": "1"})
+    greedy = GatewayError(429, "busy", code="rate_limit_exceeded", headers={"retry-after": "120"})
+
+    assert all(0.5 <= backoff_seconds(told, 1) <= 1.0 for _ in range(50))
+    assert all(backoff_seconds(greedy, 1) <= MAX_BACKOFF_SECONDS for _ in range(50))
+    assert all(0.05 <= backoff_seconds(GatewayError(502, "x", code="upstream_error"), 1) <= 0.1 for _ in range(50))

@@ -125,6 +125,10 @@ def version_set_status(
         version.published_at = timezone.now()
     previous, version.status = version.status, target
     version.save()
+    # Which aliases are served, deprecated or retired is part of every subscriber key's snapshot.
+    subscribers = list(version.api.subscriptions.values_list("application_id", flat=True).distinct())
+    events.access_changed(application_ids=subscribers)
+    events.routes_changed(api_ids=[version.api_id])
     audit_record(
         actor=actor,
         action=f"api.version_{target}",

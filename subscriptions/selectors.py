@@ -31,6 +31,19 @@ class ApiGrant:
     quota_period: str
     token_quota: int | None
     cost_quota_micros: int | None
+    # Model aliases served only by deprecated versions → their sunset (answers carry deprecation headers).
+    sunsets: tuple[tuple[str, datetime | None], ...] = ()
+    # Model aliases of retired versions → the alias that replaces them (answers are 410 naming it).
+    retired: tuple[tuple[str, str], ...] = ()
+
+    def sunset_of(self, model: str) -> tuple[bool, datetime | None]:
+        for alias, sunset in self.sunsets:
+            if alias == model:
+                return True, sunset
+        return False, None
+
+    def successor_of(self, model: str) -> str | None:
+        return next((successor for alias, successor in self.retired if alias == model), None)
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,19 @@ def _grant(subscription: Subscription) -> ApiGrant:
     # A prompt API is called by its own URL, never by model name: its model alias grants nothing directly.
     models = () if api.kind == "prompt" else tuple(sorted((aliases & allowed) | set(subscription.extra_models)))
     quota = None if plan.token_quota is None else plan.token_quota + subscription.extra_token_quota
+    versions = sorted(api.versions.all(), key=lambda v: v.created_at)
+    published = {v.model_alias for v in versions if v.status == ApiVersion.Status.PUBLISHED}
+    sunsets = tuple(
+        (v.model_alias, v.sunset_at)
+        for v in versions
+        if v.status == ApiVersion.Status.DEPRECATED and v.model_alias and v.model_alias not in published
+    )
+    newest = next((v.model_alias for v in reversed(versions) if v.status in SERVING and v.model_alias), "")
+    retired = tuple(
+        (v.model_alias, newest)
+        for v in versions
+        if v.status == ApiVersion.Status.RETIRED and v.model_alias and v.model_alias not in aliases and newest
+    )
     return ApiGrant(
         api_id=api.pk,
         api_slug=api.slug,
@@ -77,6 +103,8 @@ def _grant(subscription: Subscription) -> ApiGrant:
         quota_period=plan.quota_period,
         token_quota=quota,
         cost_quota_micros=plan.cost_quota_micros,
+        sunsets=() if api.kind == "prompt" else sunsets,
+        retired=() if api.kind == "prompt" else retired,
     )
 
 

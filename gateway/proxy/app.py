@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 
 from django.conf import settings
@@ -129,6 +130,15 @@ def _grant(access: KeyAccess, body: dict[str, Any], kind: str) -> ApiGrant:
     if not isinstance(model, str) or not model:
         raise bad_request("You must provide a model parameter.", param="model")
     grant = access.grant_for_model(model)
+    if grant is None:
+        successor = next((g.successor_of(model) for g in access.grants if g.successor_of(model)), None)
+        if successor:
+            raise GatewayError(
+                410,
+                f"The model `{model}` was retired. Use `{successor}` instead.",
+                code="model_retired",
+                param="model",
+            )
     if grant is None or grant.kind != kind:
         raise GatewayError(
             404,
@@ -197,12 +207,14 @@ async def _proxy(path: str, kind: str, access: KeyAccess, body: dict[str, Any], 
             code="upstream_unavailable",
             headers={"retry-after": str(wait)},
         )
+    deprecated, sunset = grant.sunset_of(body["model"])
+    notice = _deprecation_headers(sunset) if deprecated else {}
     attempt, index = 0, 0
     while True:
         attempt += 1
         target = targets[index]
         try:
-            await _call(path, target, body, send, request_id)
+            await _call(path, target, body, send, request_id, notice)
         except GatewayError as error:
             # _call raises only before the first byte reaches the client, so trying again is still safe.
             if not routing.is_retriable(error):
@@ -220,7 +232,17 @@ async def _proxy(path: str, kind: str, access: KeyAccess, body: dict[str, Any], 
             return
 
 
-async def _call(path: str, target: Target, body: dict[str, Any], send: Send, request_id: str) -> None:
+def _deprecation_headers(sunset: datetime | None) -> dict[str, str]:
+    """RFC 9745 ``deprecation`` (since now, as a structured date) and RFC 8594 ``sunset`` (an HTTP date)."""
+    headers = {"deprecation": f"@{int(datetime.now(UTC).timestamp())}"}
+    if sunset is not None:
+        headers["sunset"] = format_datetime(sunset.astimezone(UTC), usegmt=True)
+    return headers
+
+
+async def _call(
+    path: str, target: Target, body: dict[str, Any], send: Send, request_id: str, extra: dict[str, str]
+) -> None:
     if body.get("stream") is not True:
         async with upstream.post(client(), target, path, body) as response:
             raw = await response.read()
@@ -232,7 +254,7 @@ async def _call(path: str, target: Target, body: dict[str, Any], send: Send, req
             ) from None
         if isinstance(answer, dict):
             answer["model"] = body["model"]  # the alias the client asked for, not the deployment's model
-        await _send_json(send, 200, json.dumps(answer).encode(), request_id)
+        await _send_json(send, 200, json.dumps(answer).encode(), request_id, extra)
         return
 
     async with upstream.post(client(), target, path, body) as response:
@@ -240,7 +262,7 @@ async def _call(path: str, target: Target, body: dict[str, Any], send: Send, req
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": _response_headers(request_id, b"text/event-stream"),
+                "headers": _response_headers(request_id, b"text/event-stream", extra),
             }
         )
         try:

@@ -237,3 +237,39 @@ async def test_a_deployment_that_keeps_failing_is_skipped_until_its_probe(gatewa
         "/v1/chat/completions",
         "/v1/chat/completions",  # skipped again
     ]
+
+
+async def test_a_deprecated_version_answers_with_deprecation_and_sunset_headers(gateway, served, market):
+    from datetime import UTC, datetime, timedelta
+
+    sunset = datetime(2030, 1, 31, 12, 0, tzinfo=UTC)
+    assert (await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"])).status_code == 200
+    version = await sync_to_async(market.api.versions.get)()
+    await sync_to_async(catalog.version_set_status)(
+        version=version, status="deprecated", sunset_at=sunset, actor=tenant_services.SYSTEM
+    )
+
+    plain = await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"])
+    streamed = await gateway.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=served["auth"])
+
+    for response in (plain, streamed):
+        assert response.status_code == 200
+        assert response.headers["deprecation"].startswith("@")
+        assert response.headers["sunset"] == "Thu, 31 Jan 2030 12:00:00 GMT"
+    assert timedelta(0) < sunset - datetime.now(UTC)
+
+
+async def test_a_retired_version_answers_410_naming_its_successor(gateway, served, market):
+    version = await sync_to_async(market.api.versions.get)()
+
+    def publish_v2_and_retire_v1() -> None:
+        v2 = catalog.version_create(api=market.api, version="v2", model_alias="gpt-4o", actor=tenant_services.SYSTEM)
+        catalog.version_set_status(version=v2, status="published", actor=tenant_services.SYSTEM)
+        catalog.version_set_status(version=version, status="retired", actor=tenant_services.SYSTEM)
+
+    await sync_to_async(publish_v2_and_retire_v1)()
+    response = await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"])
+
+    assert response.status_code == 410
+    assert response.json()["error"]["code"] == "model_retired"
+    assert "gpt-4o" in response.json()["error"]["message"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db.models import QuerySet
-from django.utils import timezone
+from django.http import Http404
 
 from gateway.models import ApiVersion
 from subscriptions.models import ApiKey, Application, ChangeRequest, Subscription
@@ -139,6 +140,30 @@ def key_access_snapshot(public_id: str) -> KeyAccess | None:
     )
 
 
+def _one_or_404(queryset: QuerySet[Any], what: str) -> Any:
+    found = queryset.first()
+    if found is None:
+        raise Http404(f"No such {what}.")
+    return found
+
+
+def subscription_of_consumer_or_404(*, tenant: Tenant, pk: int) -> Subscription:
+    """One of the tenant's own subscriptions; someone else's and a missing one are the same 404."""
+    return _one_or_404(
+        Subscription.objects.filter(consumer=tenant, pk=pk).select_related("api", "plan", "application"),
+        "subscription",
+    )
+
+
+def subscription_of_publisher_or_404(*, tenant: Tenant, pk: int) -> Subscription:
+    """A subscription to one of the tenant's APIs (the publisher's side)."""
+    return _one_or_404(Subscription.objects.filter(publisher=tenant, pk=pk).select_related("api"), "subscription")
+
+
+def change_request_of_publisher_or_404(*, tenant: Tenant, pk: int) -> ChangeRequest:
+    return _one_or_404(ChangeRequest.objects.filter(subscription__publisher=tenant, pk=pk), "change request")
+
+
 def applications_of(*, tenant: Tenant) -> QuerySet[Application]:
     return Application.objects.for_tenant(tenant).prefetch_related("subscriptions__api", "keys")
 
@@ -161,8 +186,3 @@ def approvals_count(*, tenant: Tenant) -> int:
         subscriptions_pending_for_publisher(tenant=tenant).count()
         + change_requests_pending_for_publisher(tenant=tenant).count()
     )
-
-
-def usable_keys(*, application: Application, now: datetime | None = None) -> list[ApiKey]:
-    now = now or timezone.now()
-    return [k for k in application.keys.all() if k.is_usable(now)]

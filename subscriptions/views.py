@@ -27,7 +27,7 @@ from subscriptions.forms import (
     SubscribeForm,
     SubscriberActionForm,
 )
-from subscriptions.models import ApiKey, Application, ChangeRequest, Subscription
+from subscriptions.models import ApiKey, Application, Subscription
 from tenants.access import render_tenant_page, tenant_context, tenant_view
 from tenants.permissions import Perm
 from tenants.scoping import get_for_tenant_or_404
@@ -205,11 +205,7 @@ def subscribe(request: HttpRequest, publisher_slug: str, api_slug: str) -> HttpR
 @tenant_view(Perm.SUBSCRIPTIONS_REQUEST)
 def change_request(request: HttpRequest, subscription_id: int) -> HttpResponse:
     ctx = tenant_context(request)
-    subscription = (
-        Subscription.objects.filter(consumer=ctx.tenant, pk=subscription_id).select_related("api", "plan").first()
-    )
-    if subscription is None:
-        raise Http404("No such subscription.")
+    subscription = selectors.subscription_of_consumer_or_404(tenant=ctx.tenant, pk=subscription_id)
     plans = [p for p in catalog_selectors.active_plans(api=subscription.api) if p.pk != subscription.plan_id]
     form = ChangeRequestForm(request.POST or None, plans=[(p.slug, p.name) for p in plans])
     if request.method == "POST" and form.is_valid():
@@ -273,9 +269,7 @@ def _decide(request: HttpRequest, label: str, decide: Callable[..., object], **t
 @require_POST
 @tenant_view(Perm.SUBSCRIPTIONS_APPROVE)
 def decide_subscription(request: HttpRequest, subscription_id: int) -> HttpResponse:
-    subscription = Subscription.objects.filter(publisher=tenant_context(request).tenant, pk=subscription_id).first()
-    if subscription is None:
-        raise Http404("No such subscription.")
+    subscription = selectors.subscription_of_publisher_or_404(tenant=tenant_context(request).tenant, pk=subscription_id)
     label = f"{subscription.application} → {subscription.api.name}"
     return _decide(request, label, services.subscription_decide, subscription=subscription)
 
@@ -283,9 +277,7 @@ def decide_subscription(request: HttpRequest, subscription_id: int) -> HttpRespo
 @require_POST
 @tenant_view(Perm.SUBSCRIPTIONS_APPROVE)
 def decide_change(request: HttpRequest, change_id: int) -> HttpResponse:
-    change = ChangeRequest.objects.filter(subscription__publisher=tenant_context(request).tenant, pk=change_id).first()
-    if change is None:
-        raise Http404("No such change request.")
+    change = selectors.change_request_of_publisher_or_404(tenant=tenant_context(request).tenant, pk=change_id)
     return _decide(request, "Change request", services.change_request_decide, change_request=change)
 
 
@@ -306,9 +298,7 @@ def subscribers(request: HttpRequest) -> HttpResponse:
 @tenant_view(Perm.SUBSCRIPTIONS_APPROVE)
 def subscriber_action(request: HttpRequest, subscription_id: int) -> HttpResponse:
     ctx = tenant_context(request)
-    subscription = Subscription.objects.filter(publisher=ctx.tenant, pk=subscription_id).first()
-    if subscription is None:
-        raise Http404("No such subscription.")
+    subscription = selectors.subscription_of_publisher_or_404(tenant=ctx.tenant, pk=subscription_id)
     form = SubscriberActionForm(request.POST)
     if form.is_valid():
         action = {

@@ -33,7 +33,7 @@ from subscriptions.api.serializers import (
     SubscriptionOutput,
     SubscriptionRequestInput,
 )
-from subscriptions.models import ApiKey, Application, ChangeRequest, Subscription
+from subscriptions.models import ApiKey, Application, Subscription
 from tenants.api.access import TenantAPIView
 from tenants.permissions import Perm
 from tenants.scoping import get_for_tenant_or_404
@@ -173,9 +173,7 @@ class ChangeRequestCreateApi(TenantAPIView):
         request=ChangeRequestInput, responses={201: ChangeRequestOutput}, operation_id="change_requests_create"
     )
     def post(self, request: Request, tenant_slug: str, subscription_id: int) -> Response:
-        subscription = Subscription.objects.filter(consumer=self.tenant_ctx.tenant, pk=subscription_id).first()
-        if subscription is None:
-            raise NotFound("No such subscription.")
+        subscription = selectors.subscription_of_consumer_or_404(tenant=self.tenant_ctx.tenant, pk=subscription_id)
         data = ChangeRequestInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -224,9 +222,7 @@ class SubscriptionDecisionApi(TenantAPIView):
 
     @extend_schema(request=DecisionInput, responses=SubscriptionOutput, operation_id="subscriptions_decide")
     def post(self, request: Request, tenant_slug: str, subscription_id: int) -> Response:
-        subscription = Subscription.objects.filter(publisher=self.tenant_ctx.tenant, pk=subscription_id).first()
-        if subscription is None:
-            raise NotFound("No such subscription.")
+        subscription = selectors.subscription_of_publisher_or_404(tenant=self.tenant_ctx.tenant, pk=subscription_id)
         data = DecisionInput(data=request.data)
         data.is_valid(raise_exception=True)
         decide = (
@@ -243,9 +239,7 @@ class SubscriptionStateApi(TenantAPIView):
 
     @extend_schema(request=StateChangeInput, responses=SubscriptionOutput, operation_id="subscriptions_change_state")
     def post(self, request: Request, tenant_slug: str, subscription_id: int) -> Response:
-        subscription = Subscription.objects.filter(publisher=self.tenant_ctx.tenant, pk=subscription_id).first()
-        if subscription is None:
-            raise NotFound("No such subscription.")
+        subscription = selectors.subscription_of_publisher_or_404(tenant=self.tenant_ctx.tenant, pk=subscription_id)
         data = StateChangeInput(data=request.data)
         data.is_valid(raise_exception=True)
         action = {
@@ -262,9 +256,7 @@ class ChangeRequestDecisionApi(TenantAPIView):
 
     @extend_schema(request=DecisionInput, responses=ChangeRequestOutput, operation_id="change_requests_decide")
     def post(self, request: Request, tenant_slug: str, change_id: int) -> Response:
-        change = ChangeRequest.objects.filter(subscription__publisher=self.tenant_ctx.tenant, pk=change_id).first()
-        if change is None:
-            raise NotFound("No such change request.")
+        change = selectors.change_request_of_publisher_or_404(tenant=self.tenant_ctx.tenant, pk=change_id)
         data = DecisionInput(data=request.data)
         data.is_valid(raise_exception=True)
         change = services.change_request_decide(change_request=change, actor=_actor(request), **data.validated_data)

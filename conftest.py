@@ -15,8 +15,9 @@ import pytest
 
 from gateway.mock_llm import MockLLMServer
 
-# Shared fixtures: personas of two tenants (tenants) and a small publisher/consumer market (subscriptions).
-pytest_plugins = ["tenants.tests.fixtures", "subscriptions.tests.fixtures"]
+# Shared fixtures: personas of two tenants (tenants), a small publisher/consumer market (subscriptions), the
+# gateway in-process with a served market (gateway).
+pytest_plugins = ["tenants.tests.fixtures", "subscriptions.tests.fixtures", "gateway.tests.fixtures"]
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -84,3 +85,18 @@ def mock_llm(mock_llm_server: MockLLMServer) -> MockLLMServer:
     """The mock LLM upstream with an empty journal."""
     mock_llm_server.journal.clear()
     return mock_llm_server
+
+
+@pytest.fixture(autouse=True)
+def _usage_stream_of_this_test(settings: Any) -> Iterator[None]:
+    """Each test appends usage events to its own Redis stream (when there is Redis), so none sees another's."""
+    import uuid
+
+    settings.USAGE_STREAM = f"test:usage:{uuid.uuid4().hex}"
+    yield
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        client.delete(settings.USAGE_STREAM)
+        client.close()

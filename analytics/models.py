@@ -1,1 +1,68 @@
-"""Models of analytics: the call log, usage and cost rollups, finance reports and alerts."""
+"""Models of analytics: the call log (one ``UsageEvent`` per proxied call), later rolled up into usage and cost.
+
+A usage event is written once: the gateway gives every call an ``event_id`` and the ingest ignores ids it has
+already stored, so redelivery (a worker dying between insert and acknowledgement) never counts a call twice.
+Labels (application, API, model, deployment) are copied in, so the log still reads after those rows are gone.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from tenants.models import Tenant
+from tenants.scoping import TenantOwned
+
+
+class UsageEvent(TenantOwned):
+    """One call through the gateway, owned by the consumer tenant (whose key made it)."""
+
+    class Endpoint(models.TextChoices):
+        CHAT = "chat", "Chat completions"
+        EMBEDDINGS = "embeddings", "Embeddings"
+        PROMPT = "prompt", "Prompt API"
+        MODELS = "models", "Models list"
+
+    event_id = models.CharField(max_length=32, unique=True)
+    request_id = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField(db_index=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage_events")
+    publisher = models.ForeignKey(
+        Tenant, on_delete=models.SET_NULL, null=True, blank=True, related_name="served_usage_events"
+    )
+    application_id = models.PositiveBigIntegerField()
+    application_slug = models.CharField(max_length=50)
+    key_public_id = models.CharField(max_length=16)
+    subscription_id = models.PositiveBigIntegerField(null=True, blank=True)
+    api_id = models.PositiveBigIntegerField(null=True, blank=True)
+    api_label = models.CharField(max_length=110, blank=True, help_text="publisher/api")
+    endpoint = models.CharField(max_length=12, choices=Endpoint.choices)
+    model = models.CharField(max_length=100, blank=True, help_text="The alias the client asked for.")
+    deployment_id = models.PositiveBigIntegerField(null=True, blank=True)
+    deployment_name = models.CharField(max_length=60, blank=True)
+    provider_kind = models.CharField(max_length=30, blank=True)
+    status = models.PositiveSmallIntegerField()
+    error_code = models.CharField(max_length=40, blank=True)
+    is_stream = models.BooleanField(default=False)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost_micros = models.PositiveBigIntegerField(default=0, help_text="micro-USD")
+    latency_ms = models.PositiveIntegerField(default=0)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Streams: time to the first byte sent.")
+    usage_is_estimated = models.BooleanField(
+        default=False, help_text="The provider reported no usage (e.g. the client left mid-stream)."
+    )
+
+    class Meta(TenantOwned.Meta):
+        ordering = ["-occurred_at"]
+        indexes = [
+            models.Index(fields=["tenant", "occurred_at"], name="usage_tenant_time"),
+            models.Index(fields=["publisher", "occurred_at"], name="usage_publisher_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.endpoint} {self.model} → {self.status}"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

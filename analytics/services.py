@@ -1,1 +1,113 @@
-"""Writes of analytics (`<entity>_<action>` services, keyword-only, atomic, doing their own side effects)."""
+"""Writes of analytics (`<entity>_<action>` services, keyword-only, atomic, doing their own side effects).
+
+Usage events travel gateway → Redis stream ``USAGE_STREAM`` → ``usage_stream_drain`` (a beat task) → the
+``UsageEvent`` table; without Redis (embedded mode) the gateway hands its batches to ``usage_events_record``
+directly. Either way an event is stored once: ``event_id`` is unique and repeats are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import transaction
+
+from analytics.models import UsageEvent
+from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+CONSUMER_GROUP = "ingest"
+# A delivered event not acknowledged within this long belongs to a consumer that died: another one takes it over.
+CLAIM_IDLE_MS = 60_000
+_FIELDS = {f.attname for f in UsageEvent._meta.concrete_fields} - {"id"}
+
+
+def _row(event: dict[str, Any], publishers: set[int]) -> UsageEvent:
+    fields = {k: v for k, v in event.items() if k in _FIELDS}
+    fields["occurred_at"] = datetime.fromisoformat(event["occurred_at"])
+    if fields.get("publisher_id") not in publishers:
+        fields["publisher_id"] = None  # the publisher was deleted meanwhile; the consumer's log keeps the call
+    return UsageEvent(**fields)
+
+
+@transaction.atomic
+def usage_events_record(*, events: list[dict[str, Any]]) -> int:
+    """Store gateway usage events; ids already stored are skipped. Returns how many were new.
+
+    Events of a tenant deleted meanwhile are dropped (its call log went with it).
+    """
+    if not events:
+        return 0
+    ids = {e["event_id"] for e in events}
+    seen = set(UsageEvent.all_tenants.filter(event_id__in=ids).values_list("event_id", flat=True))
+    tenant_ids = {e["tenant_id"] for e in events} | {e.get("publisher_id") for e in events}
+    existing = set(Tenant.objects.filter(pk__in=[t for t in tenant_ids if t]).values_list("pk", flat=True))
+    fresh: dict[str, UsageEvent] = {}
+    for event in events:
+        if event["event_id"] in seen or event["event_id"] in fresh or event["tenant_id"] not in existing:
+            continue
+        fresh[event["event_id"]] = _row(event, existing)
+    # ignore_conflicts: a concurrent drain that stored the same event first is not an error.
+    UsageEvent.all_tenants.bulk_create(fresh.values(), ignore_conflicts=True)
+    return len(fresh)
+
+
+def redis_client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5, socket_timeout=30)
+
+
+def _ensure_group(client: redis.Redis, stream: str) -> None:
+    try:
+        client.xgroup_create(stream, CONSUMER_GROUP, id="0", mkstream=True)
+    except redis.ResponseError as error:
+        if "BUSYGROUP" not in str(error):
+            raise
+
+
+def _store(client: redis.Redis, stream: str, entries: list[tuple[bytes, dict[bytes, bytes] | None]]) -> int:
+    """Store a batch, commit, then acknowledge and delete it from the stream."""
+    events = []
+    for entry_id, fields in entries:
+        if not fields:  # deleted from the stream after it was stored: only the acknowledgement is missing
+            continue
+        try:
+            events.append(json.loads(fields[b"event"]))
+        except (KeyError, ValueError):
+            logger.error("unreadable usage event %s skipped", entry_id)
+    stored = usage_events_record(events=events)
+    ids = [entry_id for entry_id, _ in entries]
+    if ids:
+        client.xack(stream, CONSUMER_GROUP, *ids)
+        client.xdel(stream, *ids)
+    return stored
+
+
+def usage_stream_drain(*, consumer: str, batch_size: int = 500, client: redis.Redis | None = None) -> int:
+    """Move usage events from the Redis stream into the database; returns how many were new.
+
+    Each batch is stored, committed, then acknowledged and deleted from the stream. A drain that dies between
+    commit and acknowledgement leaves the batch pending; the next drain takes it over (its own at once, another
+    consumer's after ``CLAIM_IDLE_MS``) and stores it again, which the unique ``event_id`` turns into a no-op.
+    Nothing is lost and nothing is counted twice.
+    """
+    client = client or redis_client()
+    stream = settings.USAGE_STREAM
+    _ensure_group(client, stream)
+
+    def read(start: str) -> list[Any]:
+        reply: Any = client.xreadgroup(CONSUMER_GROUP, consumer, {stream: start}, count=batch_size)
+        return reply[0][1] if reply else []
+
+    claimed: Any = client.xautoclaim(stream, CONSUMER_GROUP, consumer, CLAIM_IDLE_MS, count=batch_size)
+    abandoned = claimed[1]
+    stored = _store(client, stream, abandoned)
+    while True:
+        entries = read("0") or read(">")  # this consumer's unacknowledged ones first, then new ones
+        if not entries:
+            return stored
+        stored += _store(client, stream, entries)

@@ -1,1 +1,19 @@
 """Celery tasks of analytics. Tasks take ids (including tenant_id) and re-scope explicitly."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from celery import shared_task
+from django.conf import settings
+
+from analytics import services
+
+
+@shared_task(name="analytics.ingest_usage")
+def ingest_usage() -> int:
+    """Move the gateways' usage events from Redis into the call log (every 5 s, see CELERY_BEAT_SCHEDULE)."""
+    if not settings.REDIS_URL:
+        return 0  # embedded mode: the gateway writes its events straight to the database
+    return services.usage_stream_drain(consumer=f"{socket.gethostname()}-{os.getpid()}")

@@ -286,15 +286,15 @@ class MockLLM:
             body = json.loads(raw) if raw else {}
         except ValueError:
             body = None
-        self.journal.append(
-            {
-                "method": request.method,
-                "path": request.path,
-                "headers": {k.lower(): v for k, v in request.headers.items()},
-                "body": body if body is not None else raw.decode(errors="replace"),
-                "received_at": time.time(),
-            }
-        )
+        entry = {
+            "method": request.method,
+            "path": request.path,
+            "headers": {k.lower(): v for k, v in request.headers.items()},
+            "body": body if body is not None else raw.decode(errors="replace"),
+            "received_at": time.time(),
+            "outcome": "pending",  # then "answered", or "cancelled" when the caller hung up first
+        }
+        self.journal.append(entry)
         if not isinstance(body, dict):
             return openai_error(400, "mock: the request body must be a JSON object", "invalid_request_error")
 
@@ -304,7 +304,13 @@ class MockLLM:
             fault = await self.fault(request, directives.fail, anthropic=api_path == "/v1/messages")
             if fault is not None:
                 return fault
-        return await handler(request, body, directives)
+        try:
+            response = await handler(request, body, directives)
+        except (asyncio.CancelledError, ConnectionResetError):
+            entry["outcome"] = "cancelled"
+            raise
+        entry["outcome"] = "answered"
+        return response
 
     async def fault(self, request: web.Request, kind: str, *, anthropic: bool) -> web.StreamResponse | None:
         if kind == "timeout":

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from gateway import prompts
 from gateway.models import AiApi, ApiVersion, Deployment, Plan, Provider, Route
 from portal import events
 from portal.crypto import decrypt, encrypt
@@ -71,6 +72,8 @@ def api_update(*, api: AiApi, actor: Actor, **changes: Any) -> AiApi:
     for field, value in changes.items():
         setattr(api, field, value)
     api.save()
+    if "visibility" in diff:
+        events.routes_changed(api_ids=[api.pk])  # gateways tell "not subscribed" from "no such model" by it
     if diff:
         audit_record(
             actor=actor, action="api.updated", tenant=api.tenant, target=api, details={"changed": sorted(diff)}
@@ -88,9 +91,14 @@ def version_create(
     prompt_template: str = "",
     variables_schema: dict[str, Any] | None = None,
 ) -> ApiVersion:
-    if api.kind == AiApi.Kind.PROMPT and not prompt_template:
-        raise DomainError("A prompt API version needs a prompt template.")
-    if api.kind != AiApi.Kind.PROMPT and not model_alias:
+    if api.kind == AiApi.Kind.PROMPT:
+        try:
+            prompts.check_template(prompt_template, variables_schema or {})
+        except prompts.PromptError as error:
+            raise DomainError(str(error), code="invalid_prompt") from None
+        if not model_alias:
+            raise DomainError("A prompt API version needs the model alias it runs on (its routes serve that alias).")
+    elif not model_alias:
         raise DomainError("A chat or embeddings version needs the model alias clients will send.")
     try:
         with transaction.atomic():

@@ -14,11 +14,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
@@ -115,3 +116,70 @@ class HttpClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+# --- the same door for libraries that speak httpx (litellm) --------------------------------------------------
+
+_HOP_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding", "connection"})
+
+
+class _DoorStream(httpx.AsyncByteStream):
+    def __init__(self, response: aiohttp.ClientResponse, exit_stack: AsyncExitStack) -> None:
+        self._response, self._exit_stack = response, exit_stack
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except TimeoutError:
+            raise httpx.ReadTimeout("The upstream stopped sending.") from None
+        except aiohttp.ClientError as error:
+            raise httpx.ReadError(f"The upstream connection broke: {type(error).__name__}.") from None
+
+    async def aclose(self) -> None:
+        await self._exit_stack.aclose()
+
+
+class DoorTransport(httpx.AsyncBaseTransport):
+    """An httpx transport over ``HttpClient``: what litellm sends goes through the same pool, timeouts and SSRF
+    guard as everything else (``litellm.acompletion(client=AsyncHTTPHandler(transport=DoorTransport(door)))``).
+
+    Bodies arrive already decompressed by aiohttp, so content-encoding / length headers are not passed on.
+    """
+
+    def __init__(self, door: HttpClient) -> None:
+        self.door = door
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts = request.extensions.get("timeout", {})
+        client_timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=timeouts.get("connect") or DEFAULT_TIMEOUT.connect,
+            sock_read=timeouts.get("read") or DEFAULT_TIMEOUT.total,
+        )
+        headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() not in ("host", "content-length")]
+        stack = AsyncExitStack()
+        try:
+            response = await stack.enter_async_context(
+                self.door.request(
+                    request.method, str(request.url), data=await request.aread(), headers=headers,
+                    client_timeout=client_timeout,
+                )
+            )  # fmt: skip
+        except OutboundBlocked as error:
+            await stack.aclose()
+            raise httpx.ConnectError(str(error), request=request) from None
+        except TimeoutError:
+            await stack.aclose()
+            raise httpx.ConnectTimeout("The upstream did not answer in time.", request=request) from None
+        except aiohttp.ClientError as error:
+            await stack.aclose()
+            raise httpx.ConnectError(
+                f"Could not reach the upstream: {type(error).__name__}.", request=request
+            ) from None
+        return httpx.Response(
+            response.status,
+            headers=[(k, v) for k, v in response.headers.items() if k.lower() not in _HOP_HEADERS],
+            stream=_DoorStream(response, stack),
+            request=request,
+        )

@@ -166,7 +166,11 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "subscriptions-expire-due": {"task": "subscriptions.expire_due", "schedule": 60.0},
     "subscriptions-revert-due-changes": {"task": "subscriptions.revert_due_changes", "schedule": 60.0},
+    # Usage events wait in a Redis stream until this moves them into the call log (analytics/services.py).
+    "analytics-ingest-usage": {"task": "analytics.ingest_usage", "schedule": 5.0},
 }
+# The Redis stream gateways append usage events to (a setting so that test runs can keep theirs apart).
+USAGE_STREAM = env_str("GATEHOUSE_USAGE_STREAM", f"{CACHE_KEY_PREFIX}:usage")
 
 # --- Auth -----------------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

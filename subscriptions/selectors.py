@@ -22,6 +22,7 @@ class ApiGrant:
 
     api_id: int
     api_slug: str
+    publisher_id: int
     publisher_slug: str
     kind: str
     subscription_id: int
@@ -70,6 +71,9 @@ class KeyAccess:
     def grant_for_model(self, model: str) -> ApiGrant | None:
         return next((g for g in self.grants if model in g.models), None)
 
+    def grant_for_api(self, api_id: int) -> ApiGrant | None:
+        return next((g for g in self.grants if g.api_id == api_id), None)
+
 
 def _grant(subscription: Subscription) -> ApiGrant:
     plan, api = subscription.plan, subscription.api
@@ -94,6 +98,7 @@ def _grant(subscription: Subscription) -> ApiGrant:
     return ApiGrant(
         api_id=api.pk,
         api_slug=api.slug,
+        publisher_id=api.tenant_id,
         publisher_slug=api.tenant.slug,
         kind=api.kind,
         subscription_id=subscription.pk,

@@ -1,24 +1,27 @@
-"""The gateway's ASGI app for /v1/… — auth → model grant → route → upstream → respond.
+"""The gateway's ASGI app for /v1/… — auth → grant → route → upstream → respond → record.
 
 No Django request machinery, no ORM once warm (snapshot.py), no thread hop: a proxied call costs one HMAC, a
-few dict lookups and the upstream round trip through one pooled HTTP client.
+few dict lookups, the upstream round trip through one pooled HTTP client, and an append to the usage buffer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
+import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
 from django.conf import settings
 
-from gateway.proxy import routing, upstream
+from gateway import prompts
+from gateway.proxy import routing, translate, upstream, usage
 from gateway.proxy.errors import GatewayError, bad_request, invalid_key
 from gateway.proxy.snapshot import AccessCache, Target
 from portal import events
@@ -42,6 +45,12 @@ STEERING_FIELDS = frozenset(
         "output_cost_per_token", "fallbacks", "caching", "timeout", "num_retries", "organization", "deployment_id",
     }
 )  # fmt: skip
+# A prompt API call names its variables; these OpenAI parameters may ride along.
+PROMPT_FIELDS = frozenset(
+    {"variables", "stream", "stream_options", "temperature", "top_p", "max_tokens", "max_completion_tokens", "seed",
+     "user"}
+)  # fmt: skip
+PROMPT_PATH = re.compile(r"^/v1/apis/([a-z0-9-]{1,50})/([a-z0-9_-]{1,50})(?:/(v[0-9]{1,3}(?:\.[0-9]{1,3})?))?/?$")
 
 CACHE = AccessCache()
 BREAKERS = routing.Breakers()
@@ -57,7 +66,9 @@ def client() -> HttpClient:
 
 
 async def close() -> None:
+    """ASGI lifespan shutdown: ship the buffered usage events, close the upstream pool."""
     global _client
+    await usage.RECORDER.close()
     if _client is not None:
         await _client.close()
         _client = None
@@ -102,7 +113,7 @@ async def _read_json(receive: Receive) -> dict[str, Any]:
     return body
 
 
-async def _authenticate(headers: dict[str, str], scope: Scope) -> KeyAccess:
+async def _authenticate(headers: dict[str, str], scope: Scope, record: usage.CallRecord | None) -> KeyAccess:
     raw = _api_key(headers)
     parsed = keys.parse(raw) if raw else None
     if parsed is None:  # missing, malformed or mistyped: answered without any lookup
@@ -110,6 +121,10 @@ async def _authenticate(headers: dict[str, str], scope: Scope) -> KeyAccess:
     access = await CACHE.key(parsed.public_id)
     if access is None or not keys.digest_matches(parsed.secret, access.digest):
         raise invalid_key()
+    if record is not None:  # from here on the call is the consumer's, failed or not: it goes in their log
+        record.tenant_id = access.consumer_tenant_id
+        record.application_id, record.application_slug = access.application_id, access.application_slug
+        record.key_public_id = access.public_id
     if not access.is_usable(datetime.now(UTC)):
         raise GatewayError(401, "This API key has expired or was rotated out.", code="invalid_api_key")
     if access.ip_allowlist:
@@ -125,28 +140,69 @@ async def _authenticate(headers: dict[str, str], scope: Scope) -> KeyAccess:
     return access
 
 
-def _grant(access: KeyAccess, body: dict[str, Any], kind: str) -> ApiGrant:
-    model = body.get("model")
+def _subscription_required(label: str, what: str) -> GatewayError:
+    return GatewayError(
+        403,
+        f"{what} is served by {label}, and this key's application has no approved subscription to it (or the key is"
+        " limited to other APIs). Subscribe to it in the developer portal.",
+        type_="permission_denied",
+        code="subscription_required",
+    )
+
+
+async def _grant(access: KeyAccess, model: Any, kind: str) -> ApiGrant:
     if not isinstance(model, str) or not model:
         raise bad_request("You must provide a model parameter.", param="model")
     grant = access.grant_for_model(model)
-    if grant is None:
-        successor = next((g.successor_of(model) for g in access.grants if g.successor_of(model)), None)
-        if successor:
+    if grant is not None and grant.kind == kind:
+        return grant
+    # The unhappy path: say why, as precisely as the key may know.
+    if grant is not None:
+        other = "/v1/embeddings" if grant.kind == "embeddings" else "/v1/chat/completions"
+        article = "an embeddings" if grant.kind == "embeddings" else "a chat"
+        raise bad_request(f"`{model}` is {article} model; call {other}.", param="model")
+    successor = next((g.successor_of(model) for g in access.grants if g.successor_of(model)), None)
+    if successor:
+        raise GatewayError(
+            410, f"The model `{model}` was retired. Use `{successor}` instead.", code="model_retired", param="model"
+        )
+    catalog = await CACHE.catalog()
+    for entry in catalog.visible(catalog.models.get(model, ()), access.consumer_tenant_id):
+        subscribed = access.grant_for_api(entry.api_id)
+        if subscribed is not None:
             raise GatewayError(
-                410,
-                f"The model `{model}` was retired. Use `{successor}` instead.",
-                code="model_retired",
+                403,
+                f"Your plan `{subscribed.plan_slug}` for {entry.label} does not include the model `{model}`.",
+                type_="permission_denied",
+                code="model_not_in_plan",
                 param="model",
             )
-    if grant is None or grant.kind != kind:
-        raise GatewayError(
-            404,
-            f"The model `{model}` does not exist or you do not have access to it.",
-            code="model_not_found",
-            param="model",
-        )
-    return grant
+        raise _subscription_required(entry.label, f"The model `{model}`")
+    raise GatewayError(
+        404,
+        f"The model `{model}` does not exist or you do not have access to it.",
+        code="model_not_found",
+        param="model",
+    )
+
+
+async def _prompt_grant(access: KeyAccess, publisher: str, api_slug: str) -> ApiGrant:
+    grant = next(
+        (g for g in access.grants if g.kind == "prompt" and (g.publisher_slug, g.api_slug) == (publisher, api_slug)),
+        None,
+    )
+    if grant is not None:
+        return grant
+    catalog = await CACHE.catalog()
+    entry = catalog.prompt_apis.get((publisher, api_slug))
+    if entry is not None and catalog.visible((entry,), access.consumer_tenant_id):
+        raise _subscription_required(entry.label, "This prompt API")
+    raise GatewayError(404, f"There is no prompt API {publisher}/{api_slug}.", code="api_not_found")
+
+
+def _bind_grant(record: usage.CallRecord, grant: ApiGrant) -> None:
+    record.publisher_id, record.subscription_id = grant.publisher_id, grant.subscription_id
+    record.api_id, record.api_label = grant.api_id, f"{grant.publisher_slug}/{grant.api_slug}"
 
 
 # --- responses -----------------------------------------------------------------------------------------------
@@ -177,6 +233,14 @@ async def _send_json(
     await send({"type": "http.response.body", "body": body})
 
 
+def _deprecation_headers(sunset: datetime | None) -> dict[str, str]:
+    """RFC 9745 ``deprecation`` (since now, as a structured date) and RFC 8594 ``sunset`` (an HTTP date)."""
+    headers = {"deprecation": f"@{int(datetime.now(UTC).timestamp())}"}
+    if sunset is not None:
+        headers["sunset"] = format_datetime(sunset.astimezone(UTC), usegmt=True)
+    return headers
+
+
 # --- endpoints -----------------------------------------------------------------------------------------------
 
 
@@ -190,15 +254,36 @@ async def _models(access: KeyAccess, send: Send, request_id: str) -> None:
     await _send_json(send, 200, json.dumps({"object": "list", "data": data}).encode(), request_id)
 
 
-async def _proxy(path: str, kind: str, access: KeyAccess, body: dict[str, Any], send: Send, request_id: str) -> None:
-    grant = _grant(access, body, kind)
-    planned = routing.plan(await CACHE.targets(grant.api_id, body["model"]), sticky=access.public_id)
-    planned = [t for t in planned if t.kind in upstream.PASS_THROUGH_KINDS]
+class Exchange:
+    """One proxied call on its way: where it goes, what was sent back, what it cost."""
+
+    def __init__(
+        self,
+        path: str,
+        body: dict[str, Any],
+        alias: str,
+        send: Send,
+        receive: Receive,
+        request_id: str,
+        record: usage.CallRecord,
+        notice: dict[str, str],
+    ) -> None:
+        self.path, self.body, self.alias, self.send, self.receive = path, body, alias, send, receive
+        self.request_id, self.record, self.notice = request_id, record, notice
+        self.stream = body.get("stream") is True
+        self.client_wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        self.deltas = 0  # content chunks streamed: the completion estimate when no usage arrives
+
+
+async def _route(exchange: Exchange, targets: tuple[Target, ...], sticky: str) -> None:
+    planned = routing.plan(targets, sticky=sticky)
+    if exchange.path != "/chat/completions":  # only chat is translated; other endpoints need OpenAI's format
+        planned = [t for t in planned if t.kind in upstream.PASS_THROUGH_KINDS]
     if not planned:
         raise GatewayError(503, "No deployment serves this model right now.", type_="api_error", code="no_deployment")
     now = time.monotonic()
-    targets = [t for t in planned if BREAKERS.allows(t.deployment_id, now)]
-    if not targets:
+    candidates = [t for t in planned if BREAKERS.allows(t.deployment_id, now)]
+    if not candidates:
         wait = BREAKERS.retry_after([t.deployment_id for t in planned], now)
         raise GatewayError(
             503,
@@ -207,14 +292,19 @@ async def _proxy(path: str, kind: str, access: KeyAccess, body: dict[str, Any], 
             code="upstream_unavailable",
             headers={"retry-after": str(wait)},
         )
-    deprecated, sunset = grant.sunset_of(body["model"])
-    notice = _deprecation_headers(sunset) if deprecated else {}
     attempt, index = 0, 0
     while True:
         attempt += 1
-        target = targets[index]
+        target = candidates[index]
+        record = exchange.record
+        record.attempts, record.deployment_id, record.deployment_name = attempt, target.deployment_id, target.name
+        record.provider_kind = target.kind
+        record.input_price, record.output_price = (
+            target.input_price_micros_per_mtok,
+            target.output_price_micros_per_mtok,
+        )
         try:
-            await _call(path, target, body, send, request_id, notice)
+            await _call(exchange, target)
         except GatewayError as error:
             # _call raises only before the first byte reaches the client, so trying again is still safe.
             if not routing.is_retriable(error):
@@ -222,29 +312,28 @@ async def _proxy(path: str, kind: str, access: KeyAccess, body: dict[str, Any], 
             BREAKERS.failed(target.deployment_id, time.monotonic())
             if attempt >= routing.MAX_ATTEMPTS:
                 raise
-            if index + 1 < len(targets):
+            if index + 1 < len(candidates):
                 index += 1
             else:
                 await asyncio.sleep(routing.backoff_seconds(error, attempt))
-            logger.info("deployment %s failed with %s; trying again (request %s)", target.name, error.code, request_id)
+            logger.info(
+                "deployment %s failed with %s; trying again (request %s)", target.name, error.code, exchange.request_id
+            )
         else:
             BREAKERS.succeeded(target.deployment_id)
             return
 
 
-def _deprecation_headers(sunset: datetime | None) -> dict[str, str]:
-    """RFC 9745 ``deprecation`` (since now, as a structured date) and RFC 8594 ``sunset`` (an HTTP date)."""
-    headers = {"deprecation": f"@{int(datetime.now(UTC).timestamp())}"}
-    if sunset is not None:
-        headers["sunset"] = format_datetime(sunset.astimezone(UTC), usegmt=True)
-    return headers
-
-
-async def _call(
-    path: str, target: Target, body: dict[str, Any], send: Send, request_id: str, extra: dict[str, str]
-) -> None:
-    if body.get("stream") is not True:
-        async with upstream.post(client(), target, path, body) as response:
+async def _call(exchange: Exchange, target: Target) -> None:
+    if target.kind not in upstream.PASS_THROUGH_KINDS:
+        answer = await translate.chat(client(), target, exchange.body)
+        if isinstance(answer, dict):
+            await _answer(exchange, answer)
+        else:
+            await _stream(exchange, _translated_events(exchange, answer))
+        return
+    if not exchange.stream:
+        async with upstream.post(client(), target, exchange.path, exchange.body) as response:
             raw = await response.read()
         try:
             answer = json.loads(raw)
@@ -252,25 +341,177 @@ async def _call(
             raise GatewayError(
                 502, "The provider sent an unreadable answer.", type_="api_error", code="upstream_bad_response"
             ) from None
-        if isinstance(answer, dict):
-            answer["model"] = body["model"]  # the alias the client asked for, not the deployment's model
-        await _send_json(send, 200, json.dumps(answer).encode(), request_id, extra)
+        if not isinstance(answer, dict):
+            raise GatewayError(
+                502, "The provider sent an unexpected answer.", type_="api_error", code="upstream_bad_response"
+            )
+        await _answer(exchange, answer)
         return
+    # Ask for usage in the stream even when the client did not: it is what the call is billed by.
+    body = {**exchange.body, "stream_options": {**(exchange.body.get("stream_options") or {}), "include_usage": True}}
+    async with upstream.post(client(), target, exchange.path, body) as response:
+        await _stream(exchange, _passed_events(exchange, target, response.content.iter_any()))
 
-    async with upstream.post(client(), target, path, body) as response:
-        await send(
+
+async def _answer(exchange: Exchange, answer: dict[str, Any]) -> None:
+    answer["model"] = exchange.alias  # the alias the client asked for, not the deployment's model
+    exchange.record.take_usage(answer.get("usage"))
+    exchange.record.status = 200
+    await _send_json(exchange.send, 200, json.dumps(answer).encode(), exchange.request_id, exchange.notice)
+
+
+async def _passed_events(exchange: Exchange, target: Target, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """An OpenAI-compatible upstream's SSE bytes, nearly as they came: whole events, the model renamed to the
+    alias, the usage read (and its chunk dropped when the client did not ask for it)."""
+    upstream_model = json.dumps(target.model).encode()
+    alias = json.dumps(exchange.alias).encode()
+    pending = b""
+    async for chunk in chunks:
+        pending += chunk.replace(b"\r\n", b"\n")
+        *complete, pending = pending.split(b"\n\n")
+        out = []
+        for event in complete:
+            if b'"usage"' in event and b'"usage":null' not in event and b'"usage": null' not in event:
+                try:
+                    data = json.loads(event[event.index(b"data:") + 5 :])
+                except ValueError:
+                    data = None
+                billed = isinstance(data, dict) and exchange.record.take_usage(data.get("usage"))
+                if billed and not exchange.client_wants_usage and not data.get("choices"):
+                    continue
+            elif b'"delta"' in event:
+                exchange.deltas += 1
+            out.append(event.replace(b'"model":' + upstream_model, b'"model":' + alias) + b"\n\n")
+        if out:
+            yield b"".join(out)
+    if pending.strip():
+        yield pending
+
+
+async def _translated_events(exchange: Exchange, chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        if exchange.record.take_usage(chunk.get("usage")) and not exchange.client_wants_usage:
+            if not chunk.get("choices"):
+                continue
+            chunk.pop("usage")
+        exchange.deltas += 1
+        chunk["model"] = exchange.alias
+        yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+async def _stream(exchange: Exchange, events: AsyncIterator[bytes]) -> None:
+    """Relay a stream; if the client leaves, stop reading the upstream at once (which cancels its call there)."""
+    record = exchange.record
+    record.is_stream = True
+    try:  # a failure before the first event can still be retried elsewhere
+        first = await anext(events, None)
+    except Exception as error:  # mapped to what the client may see
+        raise translate.as_gateway_error(error) from None
+
+    async def pump() -> None:
+        await exchange.send(
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": _response_headers(request_id, b"text/event-stream", extra),
+                "headers": _response_headers(exchange.request_id, b"text/event-stream", exchange.notice),
             }
         )
+        record.status = 200
+        record.ttft_ms = round((asyncio.get_running_loop().time() - record.started) * 1000)
+        if first is not None:
+            await exchange.send({"type": "http.response.body", "body": first, "more_body": True})
         try:
-            async for chunk in response.content.iter_any():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except Exception:  # after the first byte, no status can change: end the stream, never retry
-            logger.warning("stream from deployment %s broke off (request %s)", target.name, request_id)
-        await send({"type": "http.response.body", "body": b""})
+            async for event in events:
+                await exchange.send({"type": "http.response.body", "body": event, "more_body": True})
+        except Exception:  # after the first byte no status can change: end the stream, never retry
+            logger.warning(
+                "stream from deployment %s broke off (request %s)", record.deployment_name, exchange.request_id
+            )
+            record.error_code = "stream_interrupted"
+        await exchange.send({"type": "http.response.body", "body": b""})
+
+    async def client_left() -> None:
+        while (await exchange.receive())["type"] != "http.disconnect":
+            pass
+
+    pumping, watching = asyncio.ensure_future(pump()), asyncio.ensure_future(client_left())
+    done, _ = await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
+    if pumping in done:
+        watching.cancel()
+        pumping.result()
+        return
+    pumping.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await pumping
+    record.status, record.error_code = 499, "client_disconnected"  # nginx's code for "the client closed first"
+    if not record.prompt_tokens:
+        record.usage_is_estimated = True
+        record.prompt_tokens = max(1, len(json.dumps(exchange.body.get("messages", ""))) // 4)
+        record.completion_tokens = exchange.deltas
+
+
+async def _proxy(
+    path: str,
+    kind: str,
+    access: KeyAccess,
+    body: dict[str, Any],
+    send: Send,
+    receive: Receive,
+    request_id: str,
+    record: usage.CallRecord,
+) -> None:
+    model = body.get("model")
+    record.model = model if isinstance(model, str) else ""
+    grant = await _grant(access, body.get("model"), kind)
+    _bind_grant(record, grant)
+    deprecated, sunset = grant.sunset_of(body["model"])
+    table = await CACHE.table(grant.api_id)
+    notice = _deprecation_headers(sunset) if deprecated else {}
+    exchange = Exchange(path, body, body["model"], send, receive, request_id, record, notice)
+    await _route(exchange, table.for_alias(body["model"]), sticky=access.public_id)
+
+
+async def _prompt(
+    match: re.Match[str],
+    access: KeyAccess,
+    body: dict[str, Any],
+    send: Send,
+    receive: Receive,
+    request_id: str,
+    record: usage.CallRecord,
+) -> None:
+    publisher, api_slug, version = match[1], match[2], match[3]
+    grant = await _prompt_grant(access, publisher, api_slug)
+    _bind_grant(record, grant)
+    table = await CACHE.table(grant.api_id)
+    prompt = table.prompts.get(version or table.current_prompt or "")
+    if prompt is None:
+        which = f"version {version}" if version else "serving version"
+        raise GatewayError(404, f"{publisher}/{api_slug} has no {which}.", code="version_not_found")
+    unknown = sorted(body.keys() - PROMPT_FIELDS)
+    if unknown:
+        options = ", ".join(sorted(PROMPT_FIELDS - {"variables"}))
+        raise bad_request(
+            f"A prompt API takes 'variables' and these options only: {options}. Not: {', '.join(unknown)}.",
+            param=unknown[0],
+        )
+    try:
+        prompts.check_variables(prompt.schema, body.get("variables", {}))
+        text = prompts.render(prompt.template, body.get("variables", {}))
+    except prompts.PromptError as error:
+        raise bad_request(str(error), param="variables") from None
+    chat = {k: v for k, v in body.items() if k != "variables"}
+    chat.update(model=prompt.model_alias, messages=[{"role": "user", "content": text}])
+    record.model = prompt.model_alias
+    notice = _deprecation_headers(prompt.sunset_at) if prompt.deprecated else {}
+    exchange = Exchange("/chat/completions", chat, prompt.model_alias, send, receive, request_id, record, notice)
+    await _route(exchange, table.for_alias(prompt.model_alias), sticky=access.public_id)
+
+
+# --- the app -------------------------------------------------------------------------------------------------
+
+ENDPOINTS = {"/v1/chat/completions": ("chat", "/chat/completions"), "/v1/embeddings": ("embeddings", "/embeddings")}
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -278,6 +519,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     request_id = request_id_for(headers.get("x-request-id"))
     method, path = scope["method"], scope["path"]
     started = False
+    record: usage.CallRecord | None = None
 
     async def tracking_send(message: MutableMapping[str, Any]) -> None:
         nonlocal started
@@ -285,31 +527,41 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send(message)
 
     try:
+        prompt = PROMPT_PATH.match(path) if path.startswith("/v1/apis/") else None
         if (method, path) == ("GET", "/v1/models"):
-            await _models(await _authenticate(headers, scope), tracking_send, request_id)
-        elif (method, path) == ("POST", "/v1/chat/completions"):
-            access = await _authenticate(headers, scope)
+            await _models(await _authenticate(headers, scope, None), tracking_send, request_id)
+        elif method == "POST" and path in ENDPOINTS:
+            kind, upstream_path = ENDPOINTS[path]
+            record = usage.new_record(request_id, kind)
+            access = await _authenticate(headers, scope, record)
             body = await _read_json(receive)
-            if not isinstance(body.get("messages"), list) or not body["messages"]:
+            if kind == "chat" and (not isinstance(body.get("messages"), list) or not body["messages"]):
                 raise bad_request("'messages' must be a non-empty list.", param="messages")
-            await _proxy("/chat/completions", "chat", access, body, tracking_send, request_id)
-        elif (method, path) == ("POST", "/v1/embeddings"):
-            access = await _authenticate(headers, scope)
-            body = await _read_json(receive)
-            if "input" not in body:
+            if kind == "embeddings" and "input" not in body:
                 raise bad_request("You must provide an input parameter.", param="input")
-            await _proxy("/embeddings", "embeddings", access, body, tracking_send, request_id)
-        elif path in ("/v1/models", "/v1/chat/completions", "/v1/embeddings"):
+            await _proxy(upstream_path, kind, access, body, tracking_send, receive, request_id, record)
+        elif method == "POST" and prompt is not None:
+            record = usage.new_record(request_id, "prompt")
+            access = await _authenticate(headers, scope, record)
+            await _prompt(prompt, access, await _read_json(receive), tracking_send, receive, request_id, record)
+        elif path in ENDPOINTS or path == "/v1/models" or prompt is not None:
             raise GatewayError(405, f"{method} is not allowed here.", code="method_not_allowed")
         else:
             raise GatewayError(404, f"Unknown path {path}.", code="unknown_url")
     except GatewayError as error:
+        if record is not None and not started:
+            record.status, record.error_code = error.status, error.code or ""
         if not started:
             await _send_json(send, error.status, error.body(), request_id, error.headers)
     except Exception:
         logger.exception("gateway failure (request %s)", request_id)
+        if record is not None and not started:
+            record.status, record.error_code = 500, "gateway_error"
         if not started:
             failure = GatewayError(
                 500, "Gatehouse failed on its side; the request id helps us find out why.", type_="api_error"
             )
             await _send_json(send, 500, failure.body(), request_id)
+    finally:
+        if record is not None and record.tenant_id is not None:
+            usage.RECORDER.record(record.event(asyncio.get_running_loop().time()))

@@ -1,7 +1,10 @@
 """What the hot path needs from the database, held in process memory.
 
 - ``KeyAccess`` per key public id (subscriptions.selectors.key_access_snapshot), negative answers included;
-- the ``Target`` deployments serving each (API, model alias), with decrypted provider credentials.
+- the ``Target`` deployments serving each (API, model alias), with decrypted provider credentials, and the
+  serving versions of prompt APIs (``ApiTable``);
+- the ``Catalog``: which APIs serve a model alias or sit at a prompt URL, so that a key without a subscription
+  hears "subscribe first" (403) where the model exists and "no such model" (404) where it does not.
 
 Entries load on first use (one thread hop to the ORM, then never again while cached), expire after
 ``TTL_SECONDS`` as a safety net, and are dropped at once by access_changed / routes_changed events (Redis
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -41,7 +45,70 @@ class Target:
     output_price_micros_per_mtok: int
 
 
-def load_targets(api_id: int) -> dict[str, tuple[Target, ...]]:
+@dataclass(frozen=True)
+class PromptVersion:
+    version: str
+    template: str
+    schema: dict[str, Any]
+    model_alias: str
+    deprecated: bool
+    sunset_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ApiTable:
+    """Where one API's calls go: model alias → deployments; for prompt APIs also version → template."""
+
+    targets: dict[str, tuple[Target, ...]]
+    prompts: dict[str, PromptVersion]
+    current_prompt: str | None  # the version a prompt URL without one means: the newest published
+
+    def for_alias(self, alias: str) -> tuple[Target, ...]:
+        return self.targets.get(alias, ())
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    api_id: int
+    label: str  # publisher/api
+    publisher_id: int
+    is_private: bool
+
+
+@dataclass(frozen=True)
+class Catalog:
+    models: dict[str, tuple[CatalogEntry, ...]]  # chat and embeddings model aliases
+    prompt_apis: dict[tuple[str, str], CatalogEntry]  # (publisher slug, api slug)
+
+    def visible(self, entries: tuple[CatalogEntry, ...], tenant_id: int) -> list[CatalogEntry]:
+        """What a key of this tenant may know exists: public/unlisted APIs, and private ones of its own tenant."""
+        return [e for e in entries if not e.is_private or e.publisher_id == tenant_id]
+
+
+def load_catalog() -> Catalog:
+    from gateway.models import AiApi, ApiVersion
+
+    versions = ApiVersion.objects.filter(
+        status__in=[ApiVersion.Status.PUBLISHED, ApiVersion.Status.DEPRECATED]
+    ).select_related("api__tenant")
+    models: dict[str, dict[int, CatalogEntry]] = {}
+    prompt_apis: dict[tuple[str, str], CatalogEntry] = {}
+    for version in versions:
+        api = version.api
+        entry = CatalogEntry(
+            api_id=api.pk,
+            label=f"{api.tenant.slug}/{api.slug}",
+            publisher_id=api.tenant_id,
+            is_private=api.visibility == AiApi.Visibility.PRIVATE,
+        )
+        if api.kind == AiApi.Kind.PROMPT:
+            prompt_apis[(api.tenant.slug, api.slug)] = entry
+        elif version.model_alias:
+            models.setdefault(version.model_alias, {})[api.pk] = entry
+    return Catalog({alias: tuple(e.values()) for alias, e in models.items()}, prompt_apis)
+
+
+def load_targets(api_id: int) -> ApiTable:
     """Model alias → deployments, for every serving version of one API (sync: runs on a cache miss only)."""
     from gateway.models import ApiVersion, Route
     from gateway.services import provider_credentials
@@ -73,7 +140,29 @@ def load_targets(api_id: int) -> dict[str, tuple[Target, ...]]:
                 output_price_micros_per_mtok=deployment.output_price_micros_per_mtok,
             )
         )
-    return {alias: tuple(targets) for alias, targets in table.items()}
+    serving = list(
+        ApiVersion.objects.filter(
+            api_id=api_id, status__in=[ApiVersion.Status.PUBLISHED, ApiVersion.Status.DEPRECATED]
+        ).order_by("created_at", "pk")
+    )
+    prompts = {
+        v.version: PromptVersion(
+            version=v.version,
+            template=v.prompt_template,
+            schema=v.variables_schema or {},
+            model_alias=v.model_alias,
+            deprecated=v.status == ApiVersion.Status.DEPRECATED,
+            sunset_at=v.sunset_at,
+        )
+        for v in serving
+        if v.prompt_template
+    }
+    newest = [p for p in prompts.values() if not p.deprecated] or list(prompts.values())
+    return ApiTable(
+        targets={alias: tuple(targets) for alias, targets in table.items()},
+        prompts=prompts,
+        current_prompt=newest[-1].version if newest else None,
+    )
 
 
 class AccessCache:
@@ -81,7 +170,8 @@ class AccessCache:
         self.ttl = ttl
         self._keys: dict[str, tuple[float, KeyAccess | None]] = {}
         self._unknown = 0
-        self._targets: dict[int, tuple[float, dict[str, tuple[Target, ...]]]] = {}
+        self._targets: dict[int, tuple[float, ApiTable]] = {}
+        self._catalog: tuple[float, Catalog] | None = None
 
     async def key(self, public_id: str) -> KeyAccess | None:
         cached = self._keys.get(public_id)
@@ -98,19 +188,26 @@ class AccessCache:
         self._keys[public_id] = (time.monotonic() + self.ttl, access)
         return access
 
-    async def targets(self, api_id: int, alias: str) -> tuple[Target, ...]:
+    async def table(self, api_id: int) -> ApiTable:
         cached = self._targets.get(api_id)
         if cached is None or cached[0] <= time.monotonic():
             table = await sync_to_async(load_targets)(api_id)
             cached = (time.monotonic() + self.ttl, table)
             self._targets[api_id] = cached
-        return cached[1].get(alias, ())
+        return cached[1]
+
+    async def catalog(self) -> Catalog:
+        """Only consulted when a key asks for something it has no grant for (the unhappy path)."""
+        if self._catalog is None or self._catalog[0] <= time.monotonic():
+            self._catalog = (time.monotonic() + self.ttl, await sync_to_async(load_catalog)())
+        return self._catalog[1]
 
     def invalidate(self, message: dict[str, Any]) -> None:
         """Apply an access_changed / routes_changed event."""
         if message.get("event") == "routes_changed":
             for api_id in message.get("api_ids", []):
                 self._targets.pop(api_id, None)
+            self._catalog = None
             return
         for public_id in message.get("key_ids", []):
             dropped = self._keys.pop(public_id, None)
@@ -125,4 +222,5 @@ class AccessCache:
     def clear(self) -> None:
         self._keys.clear()
         self._targets.clear()
+        self._catalog = None
         self._unknown = 0

@@ -26,7 +26,7 @@ def upstream_url(target: Target, path: str) -> str:
     return f"{(target.api_base or OPENAI_BASE).rstrip('/')}{path}"
 
 
-def _failure(status: int, retry_after: str | None) -> GatewayError:
+def failure_for_status(status: int, retry_after: str | None) -> GatewayError:
     if status == 429:
         return GatewayError(
             429,
@@ -59,7 +59,7 @@ async def post(
             "POST", upstream_url(target, path), data=payload, headers=headers, client_timeout=timeout
         ) as response:
             if response.status >= 300:
-                raise _failure(response.status, response.headers.get("retry-after"))
+                raise failure_for_status(response.status, response.headers.get("retry-after"))
             yield response
     except GatewayError:
         raise

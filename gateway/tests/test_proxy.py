@@ -4,63 +4,16 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connections
 from django.db.backends.utils import CursorWrapper
 
 from gateway import services as catalog
-from gateway.proxy import app as proxy
 from subscriptions import services as subscription_services
 from tenants import services as tenant_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
-
-
-@pytest.fixture
-async def gateway():
-    """An HTTP client speaking to the ASGI app in-process, with a fresh cache and upstream client."""
-    from portal.asgi import application
-
-    proxy.CACHE.clear()
-    proxy.BREAKERS.reset()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://gatehouse") as client:
-        yield client
-    await proxy.close()
-    # Cache misses ran the ORM in asgiref's worker thread: close that thread's connections too.
-    await sync_to_async(connections.close_all)()
-
-
-@pytest.fixture
-def served(market, mock_llm):
-    """The market's assistant, served by a deployment on the mock; an approved subscription and a key."""
-    actor = tenant_services.SYSTEM
-
-    def route_to(api_base: str, name: str, timeout: int = 10, fallback_order: int = 0, replace: bool = True) -> None:
-        provider = catalog.provider_create(
-            tenant=market.acme,
-            name=name,
-            kind="openai_compatible",
-            api_base=api_base,
-            credentials={"api_key": "sk-up"},
-            actor=actor,
-        )
-        deployment = catalog.deployment_create(
-            provider=provider, name=name, model="gpt-4o-mini", actor=actor, timeout_seconds=timeout
-        )
-        version = market.api.versions.get()
-        if replace:
-            version.routes.all().delete()
-        catalog.route_add(version=version, deployment=deployment, actor=actor, fallback_order=fallback_order)
-
-    route_to(f"{mock_llm.url}/v1", "mock")
-    subscription = subscription_services.subscription_request(
-        application=market.app, api=market.api, plan=market.free, actor=market.actor(market.developer)
-    )
-    key, full = subscription_services.api_key_create(application=market.app, name="k", actor=actor)
-    return {"key": key, "auth": {"authorization": f"Bearer {full}"}, "subscription": subscription, "route_to": route_to}
 
 
 async def test_a_warm_call_touches_no_database(gateway, served, monkeypatch):
@@ -98,8 +51,9 @@ async def test_suspending_the_subscription_takes_effect_on_the_next_call(gateway
     )
     after = await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"])
 
-    assert after.status_code == 404
-    assert after.json()["error"]["code"] == "model_not_found"
+    assert after.status_code == 403
+    assert after.json()["error"]["code"] == "subscription_required"
+    assert "acme/assistant" in after.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(

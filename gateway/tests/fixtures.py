@@ -1,0 +1,87 @@
+"""Gateway fixtures: the ASGI app in-process, a served market (deployment on the mock, subscription, key), and
+the usage events the calls left behind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connections
+
+from analytics.models import UsageEvent
+from analytics.services import usage_stream_drain
+from gateway import services as catalog
+from gateway.proxy import app as proxy
+from gateway.proxy import usage
+from subscriptions import services as subscription_services
+from tenants import services as tenant_services
+
+
+@pytest.fixture
+async def gateway():
+    """An HTTP client speaking to the ASGI app in-process, with a fresh cache and upstream client."""
+    from portal.asgi import application
+
+    proxy.CACHE.clear()
+    proxy.BREAKERS.reset()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://gatehouse") as client:
+        yield client
+    await proxy.close()
+    # Cache misses ran the ORM in asgiref's worker thread: close that thread's connections too.
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture
+def served(market, mock_llm):
+    """The market's assistant, served by a deployment on the mock; an approved subscription and a key."""
+    actor = tenant_services.SYSTEM
+
+    def route_to(
+        api_base: str, name: str, timeout: int = 10, fallback_order: int = 0, replace: bool = True, **deployment: Any
+    ) -> None:
+        provider = catalog.provider_create(
+            tenant=market.acme,
+            name=name,
+            kind=deployment.pop("kind", "openai_compatible"),
+            api_base=api_base,
+            credentials={"api_key": "sk-up"},
+            actor=actor,
+        )
+        created = catalog.deployment_create(
+            provider=provider,
+            name=name,
+            model=deployment.pop("model", "gpt-4o-mini"),
+            actor=actor,
+            timeout_seconds=timeout,
+            **deployment,
+        )
+        version = market.api.versions.get()
+        if replace:
+            version.routes.all().delete()
+        catalog.route_add(version=version, deployment=created, actor=actor, fallback_order=fallback_order)
+
+    route_to(f"{mock_llm.url}/v1", "mock", input_price_micros_per_mtok=150_000, output_price_micros_per_mtok=600_000)
+    subscription = subscription_services.subscription_request(
+        application=market.app, api=market.api, plan=market.free, actor=market.actor(market.developer)
+    )
+    key, full = subscription_services.api_key_create(application=market.app, name="k", actor=actor)
+    return {"key": key, "auth": {"authorization": f"Bearer {full}"}, "subscription": subscription, "route_to": route_to}
+
+
+async def recorded_usage() -> list[UsageEvent]:
+    """Every usage event the gateway recorded so far, as stored in the call log (oldest first).
+
+    Flushes this process's buffer; with Redis (CI) the events went to the stream, so drain it like the beat
+    task would.
+    """
+    await usage.RECORDER.flush()
+    if settings.REDIS_URL:
+        await sync_to_async(usage_stream_drain)(consumer="tests")
+
+    def stored() -> list[UsageEvent]:
+        return list(UsageEvent.all_tenants.order_by("occurred_at", "pk"))
+
+    return await sync_to_async(stored)()

@@ -227,3 +227,48 @@ async def test_a_retired_version_answers_410_naming_its_successor(gateway, serve
     assert response.status_code == 410
     assert response.json()["error"]["code"] == "model_retired"
     assert "gpt-4o" in response.json()["error"]["message"]
+
+
+async def test_a_model_of_an_api_without_a_subscription_asks_for_one_and_private_ones_stay_hidden(
+    gateway, served, market
+):
+    def publish(slug: str, alias: str, visibility: str) -> None:
+        api = catalog.api_create(
+            tenant=market.acme, slug=slug, name=slug, kind="chat", actor=tenant_services.SYSTEM, visibility=visibility
+        )
+        version = catalog.version_create(api=api, version="v1", model_alias=alias, actor=tenant_services.SYSTEM)
+        catalog.version_set_status(version=version, status="published", actor=tenant_services.SYSTEM)
+
+    await sync_to_async(publish)("writer", "writer-large", "public")
+    await sync_to_async(publish)("internal", "internal-only", "private")
+
+    public = await gateway.post("/v1/chat/completions", json={**CHAT, "model": "writer-large"}, headers=served["auth"])
+    private = await gateway.post(
+        "/v1/chat/completions", json={**CHAT, "model": "internal-only"}, headers=served["auth"]
+    )
+    unknown = await gateway.post("/v1/chat/completions", json={**CHAT, "model": "no-such"}, headers=served["auth"])
+
+    assert (public.status_code, public.json()["error"]["code"]) == (403, "subscription_required")
+    assert "acme/writer" in public.json()["error"]["message"]
+    assert (private.status_code, private.json()["error"]["code"]) == (404, "model_not_found")
+    assert private.json()["error"]["message"] == unknown.json()["error"]["message"].replace("no-such", "internal-only")
+
+
+async def test_a_model_outside_the_plan_is_refused_naming_the_plan(gateway, served, market):
+    def second_alias_outside_the_plan() -> None:
+        version = catalog.version_create(
+            api=market.api, version="v2", model_alias="gpt-4o", actor=tenant_services.SYSTEM
+        )
+        catalog.version_set_status(version=version, status="published", actor=tenant_services.SYSTEM)
+        market.free.allowed_models = ["gpt-4o-mini"]
+        market.free.save()
+        from portal import events
+
+        events.access_changed(application_ids=[market.app.pk])
+
+    await sync_to_async(second_alias_outside_the_plan)()
+
+    response = await gateway.post("/v1/chat/completions", json={**CHAT, "model": "gpt-4o"}, headers=served["auth"])
+
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "model_not_in_plan")
+    assert "`free`" in response.json()["error"]["message"]

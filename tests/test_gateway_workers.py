@@ -1,0 +1,117 @@
+"""Two Gatehouse processes sharing one database and Redis, as in production: a key revoked anywhere stops working
+on every worker within a second, and a worker that is shut down ships every usage event it still held."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+
+from tests.servers import ROOT, OutputReader, embedded_env, free_port, stop, wait_for
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not REDIS_URL, reason="workers talk through Redis pub/sub (CI runs with Redis)"),
+]
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, mock_llm_server) -> Iterator[dict]:
+    """Two uvicorn processes on one SQLite file and the real Redis; the seeded demo key."""
+    stream = f"test:usage:{uuid.uuid4().hex}"
+    env = embedded_env(
+        DEBUG="true",
+        GATEHOUSE_ALLOW_PRIVATE_UPSTREAMS="true",
+        GATEHOUSE_VAR_DIR=str(tmp_path_factory.mktemp("var")),
+        REDIS_URL=REDIS_URL,
+        GATEHOUSE_USAGE_STREAM=stream,
+        CACHE_KEY_PREFIX=f"test-{uuid.uuid4().hex[:8]}",
+    )
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
+    seeded = subprocess.run(
+        [*manage, "seed_demo", "--json", "--mock-url", mock_llm_server.url],
+        cwd=ROOT, env=env, check=True, timeout=120, capture_output=True, text=True,
+    )  # fmt: skip
+    servers, readers = [], []
+    for _ in range(2):
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--port", str(port), "--no-access-log"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        servers.append((proc, f"http://127.0.0.1:{port}"))
+        readers.append(OutputReader(proc))
+    try:
+        for proc, url in servers:
+            wait_for(f"{url}/healthz", proc)
+        yield {"env": env, "servers": servers, "key": json.loads(seeded.stdout)["api_key"], "stream": stream}
+    finally:
+        for proc, _ in servers:
+            stop(proc)
+        for reader in readers:
+            assert "Traceback" not in reader.close()
+        client = redis.Redis.from_url(REDIS_URL)
+        client.delete(stream)
+        client.close()
+
+
+def _chat(url: str, key: str) -> httpx.Response:
+    return httpx.post(f"{url}/v1/chat/completions", json=CHAT, headers={"authorization": f"Bearer {key}"}, timeout=10)
+
+
+def test_a_key_revoked_on_one_side_is_refused_by_every_worker_within_a_second(cluster):
+    key = cluster["key"]
+    urls = [url for _, url in cluster["servers"]]
+    assert [_chat(url, key).status_code for url in urls] == [200, 200]  # both have the key cached now
+
+    public_id = key.split("_")[1]
+    revoke = (
+        "from subscriptions.models import ApiKey; from subscriptions.services import api_key_revoke;"
+        "from tenants.services import SYSTEM;"
+        f"api_key_revoke(key=ApiKey.objects.get(public_id='{public_id}'), actor=SYSTEM)"
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", revoke], cwd=ROOT, env=cluster["env"], check=True, timeout=60
+    )
+    revoked_at = time.monotonic()
+    refused_after = {}
+    while len(refused_after) < len(urls) and time.monotonic() - revoked_at < 5:
+        for url in urls:
+            if url not in refused_after and _chat(url, key).status_code == 401:
+                refused_after[url] = time.monotonic() - revoked_at
+        time.sleep(0.02)
+
+    assert set(refused_after) == set(urls)
+    assert max(refused_after.values()) < 1.0, refused_after
+
+
+def test_a_worker_shut_down_ships_every_usage_event_it_held(cluster, mock_llm_server):
+    # A fresh key (the demo's was revoked above); one worker takes 60 calls and is then stopped.
+    created = subprocess.run(
+        [sys.executable, "manage.py", "seed_demo", "--json", "--mock-url", mock_llm_server.url],
+        cwd=ROOT, env=cluster["env"], check=True, timeout=120, capture_output=True, text=True,
+    )  # fmt: skip
+    key = json.loads(created.stdout)["api_key"]
+    proc, url = cluster["servers"][1]
+    answers = [_chat(url, key) for _ in range(60)]
+    stop(proc)
+
+    client = redis.Redis.from_url(REDIS_URL)
+    stored = [json.loads(fields[b"event"]) for _, fields in client.xrange(cluster["stream"])]
+    client.close()
+    ids = [a.headers["x-request-id"] for a in answers]
+    assert [a.status_code for a in answers] == [200] * 60
+    mine = [e for e in stored if e["request_id"] in set(ids)]
+    assert sorted(e["request_id"] for e in mine) == sorted(ids)  # every call once: none lost, none twice
+    assert all(e["prompt_tokens"] > 0 and e["status"] == 200 for e in mine)

@@ -107,6 +107,7 @@ APIS = [
     ("assistant", "Assistant", "chat", "gpt-4o-mini", True, "General-purpose chat assistant for internal tools."),
     ("embed", "Embeddings", "embeddings", "text-embedding-3-small", False, "Text embeddings for search and RAG."),
     ("summarize", "Summarize", "prompt", "gpt-4o-mini", False, "Three-sentence summaries of any text."),
+    ("claude", "Claude assistant", "chat", "claude-haiku", False, "Chat on an Anthropic model, in OpenAI's format."),
 ]
 
 
@@ -156,14 +157,29 @@ def _serve_from_mock(acme: Tenant, actor: tenant_services.Actor, apis: list[AiAp
             credentials={"api_key": "sk-mock-upstream-credential"},
             actor=actor,
         )
+    # The same mock speaks Anthropic's API: the claude-haiku alias is translated by litellm on its way there.
+    anthropic = Provider.objects.for_tenant(acme).filter(name="mock-anthropic").first()
+    if anthropic is None:
+        anthropic = catalog_services.provider_create(
+            tenant=acme,
+            name="mock-anthropic",
+            kind=Provider.Kind.ANTHROPIC,
+            api_base=mock_url,
+            credentials={"api_key": "sk-ant-mock-upstream-credential"},
+            actor=actor,
+        )
     deployments = {}
-    for name, model in (("gpt-4o-mini-eu", "gpt-4o-mini"), ("embed-small-eu", "text-embedding-3-small")):
-        deployment = provider.deployments.filter(name=name).first()
+    for at, name, model, alias in (
+        (provider, "gpt-4o-mini-eu", "gpt-4o-mini", "gpt-4o-mini"),
+        (provider, "embed-small-eu", "text-embedding-3-small", "text-embedding-3-small"),
+        (anthropic, "claude-haiku-eu", "claude-3-5-haiku-latest", "claude-haiku"),
+    ):
+        deployment = at.deployments.filter(name=name).first()
         if deployment is None:
             deployment = catalog_services.deployment_create(
-                provider=provider, name=name, model=model, region="eu", actor=actor
+                provider=at, name=name, model=model, region="eu", actor=actor
             )
-        deployments[model] = deployment
+        deployments[alias] = deployment
     for api in apis:
         for version in api.versions.all():
             deployment = deployments.get(version.model_alias)

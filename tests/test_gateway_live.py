@@ -18,6 +18,27 @@ from tests.servers import ROOT, OutputReader, embedded_env, free_port, stop, wai
 
 pytestmark = pytest.mark.slow
 HELLO = [{"role": "user", "content": "Hello, gateway"}]
+# Beside the demo: a public API globex-web is not subscribed to, and one it is whose provider always answers 429.
+EXTRA_CATALOG = """
+from gateway import services as c
+from subscriptions import services as s
+from subscriptions.models import Application
+from tenants.models import Tenant
+from tenants.services import SYSTEM
+acme = Tenant.objects.get(slug="acme")
+app = Application.all_tenants.get(slug="globex-web")
+for slug, alias in (("writer", "writer-large"), ("flaky", "flaky-model")):
+    api = c.api_create(tenant=acme, slug=slug, name=slug, kind="chat", actor=SYSTEM, requires_approval=False)
+    version = c.version_create(api=api, version="v1", model_alias=alias, actor=SYSTEM)
+    c.version_set_status(version=version, status="published", actor=SYSTEM)
+    plan = c.plan_create(api=api, slug="free", name="Free", actor=SYSTEM)
+    if slug == "flaky":
+        provider = c.provider_create(tenant=acme, name="busy", kind="openai_compatible",
+                                     api_base="%s/fail/429/v1", actor=SYSTEM)
+        deployment = c.deployment_create(provider=provider, name="busy", model="gpt-4o-mini", actor=SYSTEM)
+        c.route_add(version=version, deployment=deployment, actor=SYSTEM)
+        s.subscription_request(application=app, api=api, plan=plan, actor=SYSTEM)
+"""
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +53,9 @@ def gateway(tmp_path_factory, mock_llm_server) -> Iterator[tuple[str, str]]:
         cwd=ROOT, env=env, check=True, timeout=120, capture_output=True, text=True,
     )  # fmt: skip
     api_key = json.loads(seeded.stdout)["api_key"]
+    subprocess.run(
+        [*manage, "shell", "-c", EXTRA_CATALOG % mock_llm_server.url], cwd=ROOT, env=env, check=True, timeout=120
+    )
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--port", str(port), "--no-access-log"],
@@ -102,7 +126,18 @@ def test_embeddings_and_models(sdk):
     models = {m.id for m in sdk.models.list()}
 
     assert len(vectors.data) == 2
-    assert models == {"gpt-4o-mini", "text-embedding-3-small"}
+    assert models == {"gpt-4o-mini", "text-embedding-3-small", "claude-haiku", "flaky-model"}
+
+
+def test_chat_with_an_anthropic_model_through_the_sdk(sdk, mock_llm):
+    reply = sdk.chat.completions.create(model="claude-haiku", messages=HELLO, max_tokens=100)
+    chunks = list(sdk.chat.completions.create(model="claude-haiku", messages=HELLO, stream=True))
+
+    assert reply.choices[0].message.content == "echo: Hello, gateway"
+    assert reply.model == "claude-haiku"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: Hello, gateway"
+    assert [r["path"] for r in mock_llm.journal] == ["/v1/messages", "/v1/messages"]
+    assert mock_llm.journal[0]["headers"]["x-api-key"] == "sk-ant-mock-upstream-credential"
 
 
 def test_litellm_can_use_gatehouse_as_an_openai_endpoint(gateway):
@@ -130,7 +165,14 @@ def test_errors_surface_as_the_sdks_own_exceptions(gateway, sdk):
         sdk.chat.completions.create(model="gpt-4o-mini", messages=HELLO, extra_body={"api_base": "http://evil.test"})
     with pytest.raises(openai.BadRequestError):
         sdk.chat.completions.create(model="gpt-4o-mini", messages=[])
+    with pytest.raises(openai.PermissionDeniedError) as not_subscribed:
+        sdk.chat.completions.create(model="writer-large", messages=HELLO)
+    with pytest.raises(openai.RateLimitError) as busy:
+        sdk.chat.completions.create(model="flaky-model", messages=HELLO)
 
+    assert not_subscribed.value.code == "subscription_required"
+    assert busy.value.code == "rate_limit_exceeded"
+    assert busy.value.response.headers["retry-after"]
     assert unauthenticated.value.code == "invalid_api_key"
     assert unknown_model.value.code == "model_not_found"
     assert steering.value.param == "api_base"

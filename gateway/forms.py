@@ -1,4 +1,4 @@
-"""Forms of the publisher pages: APIs, versions and plans."""
+"""Forms of the publisher pages: APIs, versions, plans, providers, deployments and routes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from django import forms
 
-from gateway.models import AiApi, ApiVersion, Plan
+from gateway.models import AiApi, ApiVersion, Deployment, Plan, Provider
 from tenants.forms import _SLUG
 
 
@@ -103,3 +103,57 @@ class PlanForm(forms.Form):
             "allowed_models": _words(data["allowed_models"]),
             "requires_approval": data["requires_approval"],
         }
+
+
+class ProviderForm(forms.Form):
+    name = forms.CharField(max_length=100, validators=[_SLUG], help_text="e.g. openai-prod, anthropic-eu")
+    kind = forms.ChoiceField(choices=Provider.Kind.choices)
+    api_base = forms.URLField(
+        max_length=500, required=False, assume_scheme="https", help_text="Empty: the provider's public endpoint."
+    )
+    api_key = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text="Encrypted at rest; never shown again.",
+    )
+
+
+def _usd_per_mtok(label: str) -> forms.DecimalField:
+    return forms.DecimalField(
+        min_value=Decimal(0), max_digits=12, decimal_places=6, required=False, label=label,
+        help_text="USD per 1M tokens. Empty: litellm's list price for the model (0 if it has none).",
+    )  # fmt: skip
+
+
+class DeploymentForm(forms.Form):
+    name = forms.CharField(max_length=60, validators=[_SLUG], help_text="e.g. gpt-4o-mini-eu")
+    model = forms.CharField(max_length=120, help_text="The provider's model name, e.g. claude-3-5-haiku-latest.")
+    region = forms.CharField(max_length=20, initial="eu")
+    input_price = _usd_per_mtok("Input price")
+    output_price = _usd_per_mtok("Output price")
+    timeout_seconds = forms.IntegerField(min_value=1, max_value=600, initial=60)
+
+    def fields_for_service(self) -> dict[str, Any]:
+        data = self.cleaned_data
+
+        def micros(usd: Decimal | None) -> int | None:
+            return None if usd is None else int(usd * 1_000_000)  # integer micro-USD: exact on any database
+
+        return {
+            "name": data["name"],
+            "model": data["model"],
+            "region": data["region"],
+            "input_price_micros_per_mtok": micros(data["input_price"]),
+            "output_price_micros_per_mtok": micros(data["output_price"]),
+            "timeout_seconds": data["timeout_seconds"],
+        }
+
+
+class RouteForm(forms.Form):
+    deployment = forms.ModelChoiceField(queryset=Deployment.objects.none())
+    weight = forms.IntegerField(min_value=0, max_value=1000, initial=100, help_text="Share among the primaries.")
+    fallback_order = forms.IntegerField(min_value=0, max_value=20, initial=0, help_text="0: primary; 1, 2…: fallbacks.")
+
+    def __init__(self, *args: Any, deployments: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["deployment"].queryset = deployments  # type: ignore[attr-defined]

@@ -5,6 +5,8 @@ Routing — which deployments serve a version's model alias — joins here with 
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db import models
 from django.db.models import Q
 
@@ -167,6 +169,14 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider.name}/{self.name} ({self.model})"
+
+    @property
+    def input_price_usd(self) -> Decimal:
+        return Decimal(self.input_price_micros_per_mtok) / 1_000_000
+
+    @property
+    def output_price_usd(self) -> Decimal:
+        return Decimal(self.output_price_micros_per_mtok) / 1_000_000
 
 
 class Route(models.Model):

@@ -1,6 +1,9 @@
-"""Publisher pages (under /t/<tenant_slug>/apis/): the tenant's APIs, their versions and plans."""
+"""Publisher pages (under /t/<tenant_slug>/): the tenant's APIs, versions, plans and routes (apis/…), and the
+providers and deployments that serve them (providers/…)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -8,8 +11,17 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from gateway import services
-from gateway.forms import ApiCreateForm, ApiEditForm, PlanForm, VersionForm, VersionStatusForm
-from gateway.models import AiApi, ApiVersion
+from gateway.forms import (
+    ApiCreateForm,
+    ApiEditForm,
+    DeploymentForm,
+    PlanForm,
+    ProviderForm,
+    RouteForm,
+    VersionForm,
+    VersionStatusForm,
+)
+from gateway.models import AiApi, ApiVersion, Deployment, Provider
 from portal.errors import DomainError
 from tenants.access import render_tenant_page, tenant_context, tenant_view
 from tenants.permissions import Perm
@@ -21,7 +33,7 @@ def _api(request: HttpRequest, api_slug: str) -> AiApi:
     return get_for_tenant_or_404(AiApi, tenant=tenant_context(request).tenant, slug=api_slug)
 
 
-def _errors(form: VersionForm | PlanForm) -> str:
+def _errors(form: VersionForm | PlanForm | DeploymentForm | RouteForm) -> str:
     return " ".join(f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in form.errors.items())
 
 
@@ -75,7 +87,8 @@ def api(request: HttpRequest, api_slug: str) -> HttpResponse:
             "form": form,
             "version_form": VersionForm(),
             "plan_form": PlanForm(initial={"quota_period": "month"}),
-            "versions": found.versions.order_by("-created_at"),
+            "versions": found.versions.order_by("-created_at").prefetch_related("routes__deployment__provider"),
+            "route_form": RouteForm(deployments=_deployments(request)),
             "plans": found.plans.all(),
             "statuses": ApiVersion.Status.choices,
         },
@@ -144,3 +157,86 @@ def plan_create(request: HttpRequest, api_slug: str) -> HttpResponse:
     else:
         messages.success(request, f"Plan {plan.name} is available.")
     return _back(request, found)
+
+
+def _deployments(request: HttpRequest) -> Any:
+    return Deployment.objects.filter(provider__tenant=tenant_context(request).tenant).select_related("provider")
+
+
+@require_POST
+@tenant_view(Perm.CATALOG_PUBLISH)
+def route_set(request: HttpRequest, api_slug: str, version: str) -> HttpResponse:
+    found = _api(request, api_slug)
+    target = found.versions.filter(version=version).first()
+    if target is None:
+        raise Http404("No such version.")
+    form = RouteForm(request.POST, deployments=_deployments(request))  # another tenant's deployment: not a choice
+    if not form.is_valid():
+        messages.error(request, _errors(form))
+        return _back(request, found)
+    deployment = form.cleaned_data["deployment"]
+    services.route_add(
+        version=target,
+        deployment=deployment,
+        weight=form.cleaned_data["weight"],
+        fallback_order=form.cleaned_data["fallback_order"],
+        actor=Actor.from_request(request),
+    )
+    role = (
+        "a primary" if form.cleaned_data["fallback_order"] == 0 else f"fallback {form.cleaned_data['fallback_order']}"
+    )
+    messages.success(request, f"{target.version} is served by {deployment.name} as {role}.")
+    return _back(request, found)
+
+
+def _providers_page(request: HttpRequest) -> HttpResponse:
+    return redirect("tenants:providers", tenant_slug=tenant_context(request).tenant.slug)
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_view(Perm.CATALOG_VIEW, post=Perm.PROVIDERS_MANAGE)
+def providers(request: HttpRequest) -> HttpResponse:
+    ctx = tenant_context(request)
+    form = ProviderForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            provider = services.provider_create(
+                tenant=ctx.tenant,
+                name=data["name"],
+                kind=data["kind"],
+                api_base=data["api_base"],
+                credentials={"api_key": data["api_key"]} if data["api_key"] else {},
+                actor=Actor.from_request(request),
+            )
+        except DomainError as error:
+            form.add_error(None, error.message)
+        else:
+            messages.success(request, f"Provider {provider.name} added. Now add a deployment of one of its models.")
+            return _providers_page(request)
+    found = Provider.objects.for_tenant(ctx.tenant).prefetch_related("deployments__routes__version__api")
+    return render_tenant_page(
+        request,
+        "gateway/providers.html",
+        {"providers": found, "form": form, "deployment_form": DeploymentForm()},
+        status=400 if form.errors else 200,
+    )
+
+
+@require_POST
+@tenant_view(Perm.PROVIDERS_MANAGE)
+def deployment_create(request: HttpRequest, provider_id: int) -> HttpResponse:
+    provider = get_for_tenant_or_404(Provider, tenant=tenant_context(request).tenant, pk=provider_id)
+    form = DeploymentForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _errors(form))
+        return _providers_page(request)
+    try:
+        deployment = services.deployment_create(
+            provider=provider, actor=Actor.from_request(request), **form.fields_for_service()
+        )
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Deployment {deployment.name} added. Route an API version to it on the API's page.")
+    return _providers_page(request)

@@ -28,4 +28,7 @@ tenant_urlpatterns = [
     path("apis/<slug:api_slug>/versions/", publisher.version_create, name="version-create"),
     path("apis/<slug:api_slug>/versions/<str:version>/status/", publisher.version_status, name="version-status"),
     path("apis/<slug:api_slug>/plans/", publisher.plan_create, name="plan-create"),
+    path("apis/<slug:api_slug>/versions/<str:version>/routes/", publisher.route_set, name="route-set"),
+    path("providers/", publisher.providers, name="providers"),
+    path("providers/<int:provider_id>/deployments/", publisher.deployment_create, name="deployment-create"),
 ]

@@ -35,6 +35,7 @@ class Perm(StrEnum):
     SUBSCRIPTIONS_REQUEST = "subscriptions.request"
     SUBSCRIPTIONS_APPROVE = "subscriptions.approve"
     POLICIES_MANAGE = "policies.manage"
+    PROVIDERS_MANAGE = "providers.manage"  # provider credentials and the deployments they pay for
     ANALYTICS_VIEW_USAGE = "analytics.view_usage"
     ANALYTICS_VIEW_COSTS = "analytics.view_costs"
 
@@ -60,6 +61,7 @@ PRIVILEGED: frozenset[Perm] = frozenset(
         Perm.KEYS_MANAGE,
         Perm.SUBSCRIPTIONS_APPROVE,
         Perm.POLICIES_MANAGE,
+        Perm.PROVIDERS_MANAGE,
     }
 )
 

@@ -85,7 +85,7 @@ def test_a_key_revoked_on_one_side_is_refused_by_every_worker_within_a_second(cl
         [sys.executable, "manage.py", "shell", "-c", revoke], cwd=ROOT, env=cluster["env"], check=True, timeout=60
     )
     revoked_at = time.monotonic()
-    refused_after = {}
+    refused_after: dict[str, float] = {}
     while len(refused_after) < len(urls) and time.monotonic() - revoked_at < 5:
         for url in urls:
             if url not in refused_after and _chat(url, key).status_code == 401:

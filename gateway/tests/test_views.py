@@ -48,3 +48,64 @@ def test_invalid_version_input_is_explained(world):
 
     assert any("version" in str(m) for m in response.context["messages"])
     assert AiApi.objects.for_tenant(world.tenant).get(slug="assistant").versions.count() == 1
+
+
+def test_an_admin_connects_a_provider_a_deployment_and_routes_a_version_to_it(world):
+    from gateway.models import Deployment, Provider
+
+    client = login_verified(Client(), world.users["admin"])
+    base = f"/t/{world.tenant.slug}/"
+
+    created = client.post(
+        f"{base}providers/", {"name": "claude-eu", "kind": "anthropic", "api_key": "sk-ant-very-secret"}, follow=True
+    )
+    provider = Provider.objects.for_tenant(world.tenant).get(name="claude-eu")
+    client.post(
+        f"{base}providers/{provider.pk}/deployments/",
+        {"name": "haiku", "model": "claude-3-5-haiku-latest", "region": "eu", "input_price": "0.8",
+         "output_price": "4.000001", "timeout_seconds": "30"},
+    )  # fmt: skip
+    deployment = Deployment.objects.get(provider=provider, name="haiku")
+    routed = client.post(
+        f"{base}apis/assistant/versions/v1/routes/",
+        {"deployment": deployment.pk, "weight": "10", "fallback_order": "0"},
+        follow=True,
+    )
+    page = client.get(f"{base}providers/")
+
+    assert "sk-ant-very-secret" not in provider.credentials  # encrypted at rest
+    assert "sk-ant-very-secret" not in created.content.decode()
+    assert (deployment.input_price_micros_per_mtok, deployment.output_price_micros_per_mtok) == (800_000, 4_000_001)
+    assert deployment.routes.get().weight == 10
+    assert "is served by haiku as a primary" in routed.content.decode()
+    assert "claude-3-5-haiku-latest" in page.content.decode()
+    assert "sk-ant" not in page.content.decode()
+
+
+def test_prices_left_empty_come_from_litellms_price_map(world):
+    client = login_verified(Client(), world.users["admin"])
+    provider = world.extra["provider"]
+
+    client.post(
+        f"/t/{world.tenant.slug}/providers/{provider.pk}/deployments/",
+        {"name": "mini-2", "model": "gpt-4o-mini", "region": "us", "timeout_seconds": "60"},
+    )
+
+    deployment = provider.deployments.get(name="mini-2")
+    assert (deployment.input_price_micros_per_mtok, deployment.output_price_micros_per_mtok) == (150_000, 600_000)
+
+
+def test_a_version_cannot_be_routed_to_another_tenants_deployment(world):
+    from gateway import services as catalog
+    from tenants.services import SYSTEM
+
+    client = login_verified(Client(), world.users["admin"])
+    theirs = catalog.provider_create(tenant=world.other, name="theirs", kind="openai", actor=SYSTEM)
+    their_deployment = catalog.deployment_create(provider=theirs, name="x", model="gpt-4o", actor=SYSTEM)
+
+    client.post(
+        f"/t/{world.tenant.slug}/apis/assistant/versions/v1/routes/",
+        {"deployment": their_deployment.pk, "weight": "100", "fallback_order": "0"},
+    )
+
+    assert not their_deployment.routes.exists()

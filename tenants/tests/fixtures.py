@@ -103,7 +103,14 @@ def _add_market(w: World) -> None:
     pending = subs.subscription_request(application=other, api=api, plan=plan, actor=actor)
     change = subs.change_request_create(subscription=approved, actor=actor, extra_tokens=1000)
     key, _ = subs.api_key_create(application=web, name="ci", actor=actor)
-    w.extra.update(api=api, web=web, approved=approved, pending=pending, change=change, key=key)
+    provider = catalog.provider_create(
+        tenant=w.tenant, name="openai", kind="openai", credentials={"api_key": "sk-world"}, actor=actor
+    )
+    deployment = catalog.deployment_create(provider=provider, name="mini", model="gpt-4o-mini", actor=actor)
+    w.extra.update(
+        api=api, web=web, approved=approved, pending=pending, change=change, key=key, provider=provider,
+        deployment=deployment,
+    )  # fmt: skip
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ KWARGS: dict[str, Callable[[World], Any]] = {
     "publisher_slug": lambda w: w.tenant.slug,
     "api_slug": lambda w: w.extra["api"].slug,
     "version": lambda w: "v1",
+    "provider_id": lambda w: w.extra["provider"].pk,
 }
 # Where one route needs another object than the kwarg's default.
 ROUTE_KWARGS: dict[str, dict[str, Callable[[World], Any]]] = {
@@ -73,6 +74,18 @@ SAMPLES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
         "slug": "extra-large",
         "quota_period": "month",
         "budget_usd": "12.5",
+    },
+    ("tenants:route-set", "POST"): lambda w: {
+        "deployment": w.extra["deployment"].pk,
+        "weight": "100",
+        "fallback_order": "0",
+    },
+    ("tenants:providers", "POST"): lambda w: {"name": "anthropic-eu", "kind": "anthropic", "api_key": "sk-x"},
+    ("tenants:deployment-create", "POST"): lambda w: {
+        "name": "big",
+        "model": "gpt-4o",
+        "region": "eu",
+        "timeout_seconds": "30",
     },
     ("api:tenant-detail", "PATCH"): lambda w: {"name": "Tenant A2"},
     ("api:api-list", "POST"): lambda w: {"slug": "embed", "name": "Embed", "kind": "embeddings"},

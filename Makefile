@@ -45,7 +45,7 @@ fmt: $(INSTALLED) ## Format and auto-fix with ruff
 typecheck: $(INSTALLED) ## mypy with the Django and DRF plugins
 	DEBUG=true $(VENV)/bin/mypy .
 
-bench: $(INSTALLED) ## Benchmarks (needs Debian's wrk): requests/s and latency at 32 connections
+bench: $(INSTALLED) ## Gateway vs nginx vs LiteLLM proxy (needs wrk, nginx-light) → bench/results/
 	$(DEMO_ENV) $(PY) scripts/bench.py $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and local state (var/)

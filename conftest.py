@@ -92,11 +92,14 @@ def _usage_stream_of_this_test(settings: Any) -> Iterator[None]:
     """Each test appends usage events to its own Redis stream (when there is Redis), so none sees another's."""
     import uuid
 
-    settings.USAGE_STREAM = f"test:usage:{uuid.uuid4().hex}"
+    redis_url = settings.REDIS_URL  # as configured; a test may point REDIS_URL somewhere dead meanwhile
+    settings.USAGE_STREAM = stream = f"test:usage:{uuid.uuid4().hex}"
     yield
-    if settings.REDIS_URL:
+    if redis_url:
         import redis
 
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        client.delete(settings.USAGE_STREAM)
-        client.close()
+        client = redis.Redis.from_url(redis_url)
+        try:
+            client.delete(stream)
+        finally:
+            client.close()

@@ -2,7 +2,7 @@
 
 At start-up, with Redis configured, a task subscribes to the access channel so this process's gateway cache
 drops what other processes changed (keys revoked, subscriptions suspended, routes changed). At shut-down the
-pooled upstream client closes.
+buffered usage events are flushed and the pooled upstream client closes.
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ def test_seed_publishes_the_catalog_and_prints_a_working_key():
     assert keys.parse(first["api_key"]) is not None
     access = key_access_snapshot(keys.parse(second["api_key"]).public_id)
     assert access.digest == keys.digest(keys.parse(second["api_key"]).secret)
-    assert {g.api_slug for g in access.grants} == {"assistant", "embed", "summarize"}
+    assert {g.api_slug for g in access.grants} == {"assistant", "embed", "summarize", "claude"}
     assert access.grant_for_model("gpt-4o-mini").api_slug == "assistant"
     assert access.grant_for_model("text-embedding-3-small").api_slug == "embed"
     assert ApiKey.objects.filter(revoked_at=None).count() == 1  # …and the old one stops working
@@ -98,6 +98,7 @@ def test_seed_publishes_the_catalog_and_prints_a_working_key():
         ("assistant", "approved"),
         ("embed", "approved"),
         ("summarize", "approved"),
+        ("claude", "approved"),
     }
     assistant = access.grant_for_model("gpt-4o-mini")
     assert (assistant.requests_per_minute, assistant.tokens_per_minute) == (120, 200_000)

@@ -87,7 +87,7 @@ def test_subscribe_approve_with_step_up_then_create_and_copy_a_key(server):
             # The developer finds the API and asks for access for globex-web.
             _sign_in(page, "dev@globex.test")
             page.get_by_role("link", name="Catalog").click()
-            page.get_by_role("link", name="Assistant").click()
+            page.get_by_role("link", name="Assistant", exact=True).click()
             page.get_by_role("link", name="Subscribe").click()
             page.select_option("select[name=application]", "globex-web")
             page.fill("textarea[name=justification]", "Support chat on globex.example")
@@ -110,7 +110,7 @@ def test_subscribe_approve_with_step_up_then_create_and_copy_a_key(server):
             # The developer sees the approval, creates a key (two-factor first) and copies it.
             page = developer.pages[0]
             page.reload()
-            expect(page.locator("[data-state=approved]")).to_have_count(3)
+            expect(page.locator("[data-state=approved]")).to_have_count(4)
             page.get_by_role("link", name="New key").click()
             _enroll_when_asked(page)
             page.fill("input[name=name]", "production web")

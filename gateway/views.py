@@ -33,6 +33,13 @@ def _api(request: HttpRequest, api_slug: str) -> AiApi:
     return get_for_tenant_or_404(AiApi, tenant=tenant_context(request).tenant, slug=api_slug)
 
 
+def _version(api: AiApi, version: str) -> ApiVersion:
+    found = api.versions.filter(version=version).first()
+    if found is None:
+        raise Http404("No such version.")
+    return found
+
+
 def _errors(form: VersionForm | PlanForm | DeploymentForm | RouteForm) -> str:
     return " ".join(f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in form.errors.items())
 
@@ -117,9 +124,7 @@ def version_create(request: HttpRequest, api_slug: str) -> HttpResponse:
 @tenant_view(Perm.CATALOG_PUBLISH)
 def version_status(request: HttpRequest, api_slug: str, version: str) -> HttpResponse:
     found = _api(request, api_slug)
-    target = found.versions.filter(version=version).first()
-    if target is None:
-        raise Http404("No such version.")
+    target = _version(found, version)
     form = VersionStatusForm(request.POST)
     if form.is_valid():
         try:
@@ -167,9 +172,7 @@ def _deployments(request: HttpRequest) -> Any:
 @tenant_view(Perm.CATALOG_PUBLISH)
 def route_set(request: HttpRequest, api_slug: str, version: str) -> HttpResponse:
     found = _api(request, api_slug)
-    target = found.versions.filter(version=version).first()
-    if target is None:
-        raise Http404("No such version.")
+    target = _version(found, version)
     form = RouteForm(request.POST, deployments=_deployments(request))  # another tenant's deployment: not a choice
     if not form.is_valid():
         messages.error(request, _errors(form))

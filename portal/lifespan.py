@@ -1,14 +1,16 @@
 """ASGI lifespan: start-up and shut-down of process-wide resources.
 
 At start-up, with Redis configured, a task subscribes to the access channel so this process's gateway cache
-drops what other processes changed (keys revoked, subscriptions suspended, routes changed). At shut-down the
-buffered usage events are flushed and the pooled upstream client closes.
+drops what other processes changed (keys revoked, subscriptions suspended, routes changed), and the heap built by
+imports is frozen out of the garbage collector's reach (see `calm_the_collector`). At shut-down the buffered usage
+events are flushed and the pooled upstream client closes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 from typing import Any
@@ -44,6 +46,23 @@ async def _listen_for_access_changes() -> None:
             await client.aclose()
 
 
+# Measured with `make bench`-style load (128 connections, one worker): without this, full collections walked the
+# ~430,000 objects that importing Django and litellm leaves behind, 100-250 ms each, several a second — the
+# gateway's whole tail latency. A larger first threshold also means fewer young collections per request.
+YOUNG_GENERATION_THRESHOLD = 10_000
+
+
+def calm_the_collector() -> None:
+    """Move everything alive now (modules, settings, caches built at import) to the permanent generation.
+
+    Call once, after start-up imports; objects created later are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, older, oldest)
+
+
 async def lifespan(scope: Scope, receive: Any, send: Any) -> None:
     listener: asyncio.Task[None] | None = None
     while True:
@@ -51,6 +70,7 @@ async def lifespan(scope: Scope, receive: Any, send: Any) -> None:
         if message["type"] == "lifespan.startup":
             if settings.REDIS_URL:
                 listener = asyncio.create_task(_listen_for_access_changes())
+            calm_the_collector()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             if listener is not None:

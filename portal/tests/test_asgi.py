@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
+from collections.abc import Iterator
 
 import httpx
 import pytest
 from channels.testing import WebsocketCommunicator
 
 from portal.asgi import application
-from portal.lifespan import lifespan
+from portal.lifespan import YOUNG_GENERATION_THRESHOLD, lifespan
 from tests.servers import uvicorn_server
 
 
@@ -35,7 +37,16 @@ async def test_websocket_from_a_foreign_origin_is_refused():
     assert not connected
 
 
-async def test_lifespan_acknowledges_startup_and_shutdown():
+@pytest.fixture
+def collector_restored() -> Iterator[None]:
+    """Start-up freezes the heap and raises the collector's threshold; undo both for the tests that follow."""
+    threshold = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+
+
+async def run_lifespan() -> list[dict[str, str]]:
     inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
     sent: list[dict[str, str]] = []
     for event in ("lifespan.startup", "lifespan.shutdown"):
@@ -45,8 +56,23 @@ async def test_lifespan_acknowledges_startup_and_shutdown():
         sent.append(message)
 
     await asyncio.wait_for(lifespan({"type": "lifespan"}, inbox.get, send), timeout=2)
+    return sent
+
+
+async def test_lifespan_acknowledges_startup_and_shutdown(collector_restored):
+    sent = await run_lifespan()
 
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+async def test_startup_freezes_the_import_heap_out_of_the_collectors_reach(collector_restored):
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+
+    await run_lifespan()
+
+    assert gc.get_freeze_count() > 10_000  # Django, litellm and the rest of what importing left behind
+    assert gc.get_threshold()[0] == YOUNG_GENERATION_THRESHOLD
 
 
 @pytest.mark.slow

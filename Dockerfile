@@ -26,4 +26,4 @@ RUN pip install --constraint requirements/constraints.txt . \
 
 USER gatehouse
 EXPOSE 8000
-CMD ["uvicorn", "portal.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--loop", "asyncio", "--proxy-headers"]
+CMD ["uvicorn", "portal.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]

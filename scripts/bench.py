@@ -170,9 +170,8 @@ class Server:
 
 
 # With two or more CPUs, each server under test (Gatehouse, LiteLLM's proxy) gets CPU 0 to itself, wrk (and
-# this script) runs on the others; the nginx upstream, like Redis, may run anywhere. Unpinned on this 2-core box,
-# the scheduler lets wrk's threads and the server take turns on one core, and 128-connection tails (p99, max)
-# measure that contention rather than the server: ~0.5-1 s p99 unpinned vs ~75 ms pinned, for the same server.
+# this script) runs on the others; the nginx upstream, like Redis, may run anywhere. The load generator then
+# never takes turns with the server on its core, and run-to-run noise drops.
 SERVER_CPUS = {0} if (os.cpu_count() or 1) >= 2 else None
 CLIENT_CPUS = set(range(1, os.cpu_count() or 1)) or None
 ALL_CPUS = set(range(os.cpu_count() or 1))
@@ -392,7 +391,7 @@ def bench_gateway(args: argparse.Namespace) -> dict[str, Any]:
     litellm_env = {**{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}, **OFFLINE}
     litellm_env["LITELLM_LOG"] = "ERROR"
     uvicorn = [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1",
-               "--port", str(gatehouse_port), "--loop", "asyncio", "--no-access-log",
+               "--port", str(gatehouse_port), "--no-access-log",
                "--log-level", "warning"]  # fmt: skip
     with (
         started([nginx_bin, "-c", str(conf), "-p", str(work)], log=work / "nginx.log") as nginx,

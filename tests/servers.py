@@ -62,17 +62,7 @@ def uvicorn_server(env: dict[str, str] | None = None) -> Iterator[str]:
     """Gatehouse under uvicorn on a free port; yields its base URL."""
     port = free_port()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "portal.asgi:application",
-            "--port",
-            str(port),
-            "--loop",
-            "asyncio",
-            "--no-access-log",
-        ],
+        [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--port", str(port), "--no-access-log"],
         cwd=ROOT,
         env=env if env is not None else dict(os.environ),
         stdout=subprocess.PIPE,

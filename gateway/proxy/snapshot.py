@@ -6,17 +6,20 @@
 - the ``Catalog``: which APIs serve a model alias or sit at a prompt URL, so that a key without a subscription
   hears "subscribe first" (403) where the model exists and "no such model" (404) where it does not.
 
-Entries load on first use (one thread hop to the ORM, then never again while cached), expire after
-``TTL_SECONDS`` as a safety net, and are dropped at once by access_changed / routes_changed events (Redis
-pub/sub in production, in-process when embedded). A warm proxied call therefore touches no database.
+Entries load on first use (one thread hop to the ORM, shared by every concurrent caller), are refreshed behind
+the scenes after ``TTL_SECONDS`` (a safety net), and are dropped at once by access_changed / routes_changed
+events (Redis pub/sub in production, in-process when embedded). A warm proxied call therefore touches no
+database and never waits for one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from asgiref.sync import sync_to_async
 
@@ -165,62 +168,124 @@ def load_targets(api_id: int) -> ApiTable:
     )
 
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _Entries(Generic[K, V]):
+    """One kind of cached answer: hits from memory, one load at a time per key, stale-while-revalidate.
+
+    - A miss starts one load (a thread hop to the ORM); concurrent callers for the same key await that load
+      instead of queueing their own behind it on the one sync thread (a thundering herd: at 128 connections an
+      expiring key used to stall every request in flight for hundreds of milliseconds).
+    - An entry past its TTL is still answered while one refresh runs behind it: the TTL is only a safety net,
+      changes arrive as events, and ``drop``/``clear`` remove entries at once — nothing dropped is ever served.
+    - A load that was in flight when its key was dropped answers its waiters but is not kept (it may have read
+      the database before the change committed).
+    - ``None`` answers (unknown keys) are kept too, but at most ``max_none`` of them.
+    """
+
+    def __init__(self, load: Callable[[K], V], *, ttl: float, max_none: int | None = None) -> None:
+        self._load, self.ttl, self.max_none = load, ttl, max_none
+        self._entries: dict[K, tuple[float, V]] = {}
+        self._loading: dict[K, asyncio.Task[V]] = {}
+        self._nones = 0
+        self._generation = 0
+
+    async def get(self, key: K) -> V:
+        entry = self._entries.get(key)
+        if entry is not None:
+            if entry[0] <= time.monotonic() and key not in self._loading:
+                self._start_load(key)  # refresh behind the scenes; keep answering what we have
+            return entry[1]
+        task = self._loading.get(key) or self._start_load(key)
+        return await asyncio.shield(task)
+
+    def _start_load(self, key: K) -> asyncio.Task[V]:
+        generation = self._generation
+        task = asyncio.ensure_future(sync_to_async(self._load)(key))
+        self._loading[key] = task
+
+        def landed(task: asyncio.Task[V]) -> None:
+            if self._loading.get(key) is task:
+                del self._loading[key]
+            if task.cancelled() or task.exception() is not None:
+                return  # waiters see the error; a stale entry, if any, stays until the next attempt
+            if generation == self._generation:
+                self._store(key, task.result())
+
+        task.add_done_callback(landed)
+        return task
+
+    def _store(self, key: K, value: V) -> None:
+        previous = self._entries.get(key)
+        was_none = previous is not None and previous[1] is None
+        if value is None and not was_none:
+            if self.max_none is not None and self._nones >= self.max_none:
+                self._entries.pop(key, None)
+                return
+            self._nones += 1
+        elif value is not None and was_none:
+            self._nones -= 1
+        self._entries[key] = (time.monotonic() + self.ttl, value)
+
+    def drop(self, keys: Iterable[K]) -> None:
+        self._generation += 1
+        for key in keys:
+            dropped = self._entries.pop(key, None)
+            if dropped is not None and dropped[1] is None:
+                self._nones -= 1
+
+    def items(self) -> list[tuple[K, V]]:
+        return [(key, value) for key, (_, value) in self._entries.items()]
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._entries.clear()
+        self._nones = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_CATALOG = "catalog"
+
+
 class AccessCache:
     def __init__(self, ttl: float = TTL_SECONDS) -> None:
         self.ttl = ttl
-        self._keys: dict[str, tuple[float, KeyAccess | None]] = {}
-        self._unknown = 0
-        self._targets: dict[int, tuple[float, ApiTable]] = {}
-        self._catalog: tuple[float, Catalog] | None = None
+        # The loaders look their functions up when called (tests replace them).
+        self._keys: _Entries[str, KeyAccess | None] = _Entries(
+            lambda public_id: key_access_snapshot(public_id), ttl=ttl, max_none=MAX_NEGATIVE_ENTRIES
+        )
+        self._tables: _Entries[int, ApiTable] = _Entries(lambda api_id: load_targets(api_id), ttl=ttl)
+        self._catalog: _Entries[str, Catalog] = _Entries(lambda _: load_catalog(), ttl=ttl)
 
     async def key(self, public_id: str) -> KeyAccess | None:
-        cached = self._keys.get(public_id)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        access = await sync_to_async(key_access_snapshot)(public_id)
-        was_unknown = cached is not None and cached[1] is None
-        if access is None and not was_unknown:
-            if self._unknown >= MAX_NEGATIVE_ENTRIES:
-                return None
-            self._unknown += 1
-        elif access is not None and was_unknown:
-            self._unknown -= 1
-        self._keys[public_id] = (time.monotonic() + self.ttl, access)
-        return access
+        return await self._keys.get(public_id)
 
     async def table(self, api_id: int) -> ApiTable:
-        cached = self._targets.get(api_id)
-        if cached is None or cached[0] <= time.monotonic():
-            table = await sync_to_async(load_targets)(api_id)
-            cached = (time.monotonic() + self.ttl, table)
-            self._targets[api_id] = cached
-        return cached[1]
+        return await self._tables.get(api_id)
 
     async def catalog(self) -> Catalog:
         """Only consulted when a key asks for something it has no grant for (the unhappy path)."""
-        if self._catalog is None or self._catalog[0] <= time.monotonic():
-            self._catalog = (time.monotonic() + self.ttl, await sync_to_async(load_catalog)())
-        return self._catalog[1]
+        return await self._catalog.get(_CATALOG)
 
     def invalidate(self, message: dict[str, Any]) -> None:
         """Apply an access_changed / routes_changed event."""
         if message.get("event") == "routes_changed":
-            for api_id in message.get("api_ids", []):
-                self._targets.pop(api_id, None)
-            self._catalog = None
+            self._tables.drop(message.get("api_ids", []))
+            self._catalog.clear()
             return
-        for public_id in message.get("key_ids", []):
-            dropped = self._keys.pop(public_id, None)
-            if dropped is not None and dropped[1] is None:
-                self._unknown -= 1
+        keys = list(message.get("key_ids", []))
         applications = set(message.get("application_ids", []))
         if applications:
-            for public_id, (_, access) in list(self._keys.items()):
-                if access is not None and access.application_id in applications:
-                    del self._keys[public_id]
+            keys += [
+                k for k, access in self._keys.items() if access is not None and access.application_id in applications
+            ]
+        self._keys.drop(keys)
 
     def clear(self) -> None:
         self._keys.clear()
-        self._targets.clear()
-        self._catalog = None
-        self._unknown = 0
+        self._tables.clear()
+        self._catalog.clear()

@@ -75,18 +75,7 @@ class Command(BaseCommand):
         manage = str(settings.BASE_DIR / "manage.py")
         commands = [
             [sys.executable, manage, "mock_llm", "--host", host, "--port", str(mock_port)],
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "portal.asgi:application",
-                "--host",
-                host,
-                "--port",
-                str(port),
-                "--loop",
-                "asyncio",
-            ],
+            [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", host, "--port", str(port)],
         ]
         # Our own interpreter with fixed arguments: nothing here comes from outside.
         procs = [subprocess.Popen(command, env=env, cwd=settings.BASE_DIR) for command in commands]  # noqa: S603

@@ -2,7 +2,8 @@
 
 ``--target gateway`` (the default) sends the same chat request, one server process each, to
   direct     nginx serving canned OpenAI / Anthropic JSON (the instant upstream; the floor),
-  gatehouse  Gatehouse under uvicorn, 1 worker: key auth, routing, usage events on (onto the Redis stream when
+  gatehouse  Gatehouse under uvicorn, 1 worker: key auth, rate limits (plan limits raised far above the load:
+             checked on every call, never refusing), routing, usage events on (onto the Redis stream when
              REDIS_URL is set, else straight into the database), upstream = that nginx,
   litellm    LiteLLM's own proxy, 1 worker, master key, no database, installed by this script into its own
              venv (.bench/litellm-venv), upstream = that nginx,
@@ -378,6 +379,11 @@ def bench_gateway(args: argparse.Namespace) -> dict[str, Any]:
         cwd=ROOT, env=env, check=True, capture_output=True, text=True,
     )  # fmt: skip
     key = json.loads(seeded.stdout)["api_key"]
+    # Rate limits stay on — the limiter's round trip is part of every measured call — but far above any load.
+    unlimited = (
+        "from gateway.models import Plan; Plan.objects.update(requests_per_minute=10**9, tokens_per_minute=10**12)"
+    )
+    subprocess.run([*manage, "shell", "-c", unlimited], cwd=ROOT, env=env, check=True)  # noqa: S603
     litellm_config = work / "litellm.yaml"
     litellm_config.write_text(
         "model_list:\n"
@@ -437,6 +443,7 @@ def bench_gateway(args: argparse.Namespace) -> dict[str, Any]:
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "duration_s": args.duration,
         "usage_events": "redis stream" if env.get("REDIS_URL") else "database (embedded)",
+        "rate_limits": "on, in Redis" if env.get("REDIS_URL") else "on, in process",
         "litellm_proxy_version": LITELLM_PROXY_VERSION,
         "cpus": os.cpu_count(),
         "pinning": f"servers under test on CPU {sorted(SERVER_CPUS)}, wrk on {sorted(CLIENT_CPUS)}, upstream anywhere"
@@ -457,7 +464,8 @@ def report(results: dict[str, Any]) -> str:
     lines = [
         f"Gatehouse gateway benchmark — {results['meta']['when']} — {results['meta']['cpus']} CPUs, one worker each,",
         f"wrk {results['meta']['duration_s']} s per point, upstream: nginx with canned answers; usage events: "
-        f"{results['meta']['usage_events']}; LiteLLM proxy {results['meta']['litellm_proxy_version']}.",
+        f"{results['meta']['usage_events']}; rate limits: {results['meta'].get('rate_limits', 'off')};",
+        f"LiteLLM proxy {results['meta']['litellm_proxy_version']}.",
         f"CPU pinning: {results['meta'].get('pinning', 'none')}.",
         "",
         f"{'':34}{'direct':>10}{'gatehouse':>12}{'litellm':>10}{'GH/LiteLLM':>12}",

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from gateway.models import ApiVersion
+from gateway.proxy.limits import Limit
 from subscriptions.models import ApiKey, Application, ChangeRequest, Subscription
 from tenants.models import Tenant
 
@@ -37,6 +38,8 @@ class ApiGrant:
     sunsets: tuple[tuple[str, datetime | None], ...] = ()
     # Model aliases of retired versions → the alias that replaces them (answers are 410 naming it).
     retired: tuple[tuple[str, str], ...] = ()
+    # The rate limits a call through this grant counts against, with where each was set.
+    limits: tuple[Limit, ...] = ()
 
     def sunset_of(self, model: str) -> tuple[bool, datetime | None]:
         for alias, sunset in self.sunsets:
@@ -111,7 +114,19 @@ def _grant(subscription: Subscription) -> ApiGrant:
         cost_quota_micros=plan.cost_quota_micros,
         sunsets=() if api.kind == "prompt" else sunsets,
         retired=() if api.kind == "prompt" else retired,
+        limits=_plan_limits(subscription),
     )
+
+
+def _plan_limits(subscription: Subscription) -> tuple[Limit, ...]:
+    """The plan's per-minute limits, counted per subscription."""
+    plan, source = subscription.plan, f"plan {subscription.plan.name}"
+    limits = []
+    if plan.requests_per_minute:
+        limits.append(Limit("subscription", str(subscription.pk), "requests", plan.requests_per_minute, 60, source))
+    if plan.tokens_per_minute:
+        limits.append(Limit("subscription", str(subscription.pk), "tokens", plan.tokens_per_minute, 60, source))
+    return tuple(limits)
 
 
 def key_access_snapshot(public_id: str) -> KeyAccess | None:

@@ -3,6 +3,7 @@ on every worker within a second, and a worker that is shut down ships every usag
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -94,6 +95,45 @@ def test_a_key_revoked_on_one_side_is_refused_by_every_worker_within_a_second(cl
 
     assert set(refused_after) == set(urls)
     assert max(refused_after.values()) < 1.0, refused_after
+
+
+LIMITED_KEY = """
+from gateway.models import AiApi
+from gateway.services import plan_create
+from subscriptions.services import api_key_create, application_create, subscription_request
+from tenants.models import Tenant
+from tenants.services import SYSTEM
+
+api = AiApi.all_tenants.get(slug="assistant")
+plan = plan_create(api=api, slug="exactly-60", name="Exactly 60", actor=SYSTEM, requests_per_minute=60,
+                   requires_approval=False)
+app = application_create(tenant=Tenant.objects.get(slug="globex"), slug="limited", name="Limited", actor=SYSTEM)
+subscription_request(application=app, api=api, plan=plan, actor=SYSTEM)
+print(api_key_create(application=app, name="limited", actor=SYSTEM)[1])
+"""
+
+
+def test_a_limit_of_sixty_per_minute_shared_by_two_workers_admits_exactly_sixty(cluster):
+    made = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", LIMITED_KEY],
+        cwd=ROOT, env=cluster["env"], check=True, timeout=60, capture_output=True, text=True,
+    )  # fmt: skip
+    key = made.stdout.strip().splitlines()[-1]
+    urls = [url for proc, url in cluster["servers"] if proc.poll() is None]
+    assert len(urls) == 2  # runs before the shut-down test below
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=20, headers={"authorization": f"Bearer {key}"}) as client:
+            calls = [client.post(f"{urls[n % 2]}/v1/chat/completions", json=CHAT) for n in range(100)]
+            return await asyncio.gather(*calls)
+
+    answers = asyncio.run(burst())
+
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(200) == 60, statuses
+    assert statuses.count(429) == 40
+    assert {a.json()["error"]["code"] for a in answers if a.status_code == 429} == {"rate_limit_exceeded"}
+    assert {a.url.port for a in answers if a.status_code == 200} == {int(u.rsplit(":", 1)[1]) for u in urls}
 
 
 def test_a_worker_shut_down_ships_every_usage_event_it_held(cluster, mock_llm_server):

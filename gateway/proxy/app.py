@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 
 from gateway import prompts
-from gateway.proxy import routing, translate, upstream, usage
+from gateway.proxy import limits, routing, translate, upstream, usage
 from gateway.proxy.errors import GatewayError, bad_request, invalid_key
 from gateway.proxy.snapshot import AccessCache, Target
 from portal import events
@@ -69,6 +69,7 @@ async def close() -> None:
     """ASGI lifespan shutdown: ship the buffered usage events, close the upstream pool."""
     global _client
     await usage.RECORDER.close()
+    await limits.LIMITER.close()
     if _client is not None:
         await _client.close()
         _client = None
@@ -203,6 +204,36 @@ async def _prompt_grant(access: KeyAccess, publisher: str, api_slug: str) -> Api
 def _bind_grant(record: usage.CallRecord, grant: ApiGrant) -> None:
     record.publisher_id, record.subscription_id = grant.publisher_id, grant.subscription_id
     record.api_id, record.api_label = grant.api_id, f"{grant.publisher_slug}/{grant.api_slug}"
+
+
+async def _admit(grant: ApiGrant, body: dict[str, Any]) -> limits.Decision:
+    """Check and consume every rate limit of the call in one round trip; 429 when any is spent."""
+    if not grant.limits:
+        return limits.Decision(allowed=True)
+    prompt_size = limits.estimated_tokens(body)
+    takes = [
+        limits.Take(limit, 1, 1) if limit.metric == "requests" else limits.Take(limit, prompt_size, 0)
+        for limit in grant.limits
+    ]
+    decision = await limits.LIMITER.take(takes)
+    if not decision.allowed:
+        metric = decision.blocked_by.metric if decision.blocked_by else "requests"
+        raise GatewayError(
+            429,
+            limits.retry_after_message(decision),
+            type_=metric,
+            code="rate_limit_exceeded",
+            headers=decision.headers(),
+        )
+    return decision
+
+
+def _count_tokens(grant: ApiGrant, admitted: limits.Decision, record: usage.CallRecord) -> None:
+    """After the call: its real tokens count against the tokens-per-minute limits, in the second it was admitted."""
+    used = record.prompt_tokens + record.completion_tokens
+    token_limits = [limit for limit in grant.limits if limit.metric == "tokens"]
+    if used and token_limits:
+        limits.LIMITER.add([(limit, used) for limit in token_limits], admitted.second)
 
 
 # --- responses -----------------------------------------------------------------------------------------------
@@ -468,8 +499,12 @@ async def _proxy(
     deprecated, sunset = grant.sunset_of(body["model"])
     table = await CACHE.table(grant.api_id)
     notice = _deprecation_headers(sunset) if deprecated else {}
-    exchange = Exchange(path, body, body["model"], send, receive, request_id, record, notice)
-    await _route(exchange, table.for_alias(body["model"]), sticky=access.public_id)
+    admitted = await _admit(grant, body)
+    exchange = Exchange(path, body, body["model"], send, receive, request_id, record, notice | admitted.headers())
+    try:
+        await _route(exchange, table.for_alias(body["model"]), sticky=access.public_id)
+    finally:
+        _count_tokens(grant, admitted, record)
 
 
 async def _prompt(
@@ -505,8 +540,13 @@ async def _prompt(
     chat.update(model=prompt.model_alias, messages=[{"role": "user", "content": text}])
     record.model = prompt.model_alias
     notice = _deprecation_headers(prompt.sunset_at) if prompt.deprecated else {}
+    admitted = await _admit(grant, chat)
+    notice |= admitted.headers()
     exchange = Exchange("/chat/completions", chat, prompt.model_alias, send, receive, request_id, record, notice)
-    await _route(exchange, table.for_alias(prompt.model_alias), sticky=access.public_id)
+    try:
+        await _route(exchange, table.for_alias(prompt.model_alias), sticky=access.public_id)
+    finally:
+        _count_tokens(grant, admitted, record)
 
 
 # --- the app -------------------------------------------------------------------------------------------------

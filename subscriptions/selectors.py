@@ -114,12 +114,16 @@ def _grant(subscription: Subscription) -> ApiGrant:
         cost_quota_micros=plan.cost_quota_micros,
         sunsets=() if api.kind == "prompt" else sunsets,
         retired=() if api.kind == "prompt" else retired,
-        limits=_plan_limits(subscription),
+        limits=subscription_limits(subscription),
     )
 
 
-def _plan_limits(subscription: Subscription) -> tuple[Limit, ...]:
-    """The plan's per-minute limits, counted per subscription."""
+def subscription_limits(subscription: Subscription) -> tuple[Limit, ...]:
+    """The rate limits calls through this subscription count against, with where each was set.
+
+    The gateway enforces exactly these (they ride in the key's snapshot) and the application page lists them.
+    Today: the plan's per-minute limits, counted per subscription.
+    """
     plan, source = subscription.plan, f"plan {subscription.plan.name}"
     limits = []
     if plan.requests_per_minute:

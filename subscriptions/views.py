@@ -78,7 +78,10 @@ def application(request: HttpRequest, app_slug: str) -> HttpResponse:
         "subscriptions/application.html",
         {
             "app": app,
-            "subscriptions": app.subscriptions.select_related("api__tenant", "plan").order_by("-requested_at"),
+            "subscriptions": [
+                (subscription, selectors.subscription_limits(subscription))
+                for subscription in app.subscriptions.select_related("api__tenant", "plan").order_by("-requested_at")
+            ],
             "keys": app.keys.order_by("-created_at"),
             "now": timezone.now(),
         },

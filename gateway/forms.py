@@ -132,6 +132,10 @@ class DeploymentForm(forms.Form):
     input_price = _usd_per_mtok("Input price")
     output_price = _usd_per_mtok("Output price")
     timeout_seconds = forms.IntegerField(min_value=1, max_value=600, initial=60)
+    requests_per_minute = forms.IntegerField(
+        min_value=1, required=False, help_text="What the provider allows this deployment. Empty: no limit."
+    )
+    tokens_per_minute = forms.IntegerField(min_value=1, required=False, help_text="Empty: no limit.")
 
     def fields_for_service(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -146,6 +150,8 @@ class DeploymentForm(forms.Form):
             "input_price_micros_per_mtok": micros(data["input_price"]),
             "output_price_micros_per_mtok": micros(data["output_price"]),
             "timeout_seconds": data["timeout_seconds"],
+            "requests_per_minute": data["requests_per_minute"],
+            "tokens_per_minute": data["tokens_per_minute"],
         }
 
 

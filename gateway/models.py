@@ -160,6 +160,9 @@ class Deployment(models.Model):
     input_price_micros_per_mtok = models.PositiveBigIntegerField(default=0)
     output_price_micros_per_mtok = models.PositiveBigIntegerField(default=0)
     timeout_seconds = models.PositiveIntegerField(default=60)
+    # Upstream protection: what the provider grants this deployment (its own quota). Empty: no limit.
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -256,6 +256,8 @@ def deployment_create(
     input_price_micros_per_mtok: int | None = None,
     output_price_micros_per_mtok: int | None = None,
     timeout_seconds: int = 60,
+    requests_per_minute: int | None = None,
+    tokens_per_minute: int | None = None,
 ) -> Deployment:
     """A model at a provider. Prices left empty come from litellm's price map (0 if it does not know the model)."""
     if input_price_micros_per_mtok is None or output_price_micros_per_mtok is None:
@@ -266,6 +268,8 @@ def deployment_create(
         )
     if not 1 <= timeout_seconds <= 600:
         raise DomainError("The timeout is between 1 and 600 seconds.")
+    if any(limit is not None and limit < 1 for limit in (requests_per_minute, tokens_per_minute)):
+        raise DomainError("A per-minute limit is at least 1 (leave it empty for none).")
     try:
         with transaction.atomic():
             deployment = Deployment.objects.create(
@@ -276,6 +280,8 @@ def deployment_create(
                 input_price_micros_per_mtok=input_price_micros_per_mtok,
                 output_price_micros_per_mtok=output_price_micros_per_mtok,
                 timeout_seconds=timeout_seconds,
+                requests_per_minute=requests_per_minute,
+                tokens_per_minute=tokens_per_minute,
             )
     except IntegrityError:
         raise DomainError(f"{provider.name} already has a deployment “{name}”.", code="name_taken") from None
@@ -290,6 +296,8 @@ def deployment_create(
             "region": region,
             "input_price_micros_per_mtok": input_price_micros_per_mtok,
             "output_price_micros_per_mtok": output_price_micros_per_mtok,
+            "requests_per_minute": requests_per_minute,
+            "tokens_per_minute": tokens_per_minute,
         },
     )
     return deployment

@@ -206,34 +206,76 @@ def _bind_grant(record: usage.CallRecord, grant: ApiGrant) -> None:
     record.api_id, record.api_label = grant.api_id, f"{grant.publisher_slug}/{grant.api_slug}"
 
 
-async def _admit(grant: ApiGrant, body: dict[str, Any]) -> limits.Decision:
-    """Check and consume every rate limit of the call in one round trip; 429 when any is spent."""
+def _takes(grant: ApiGrant, body: dict[str, Any]) -> list[limits.Take]:
+    """What the call asks of each of its own limits: one request, and room for the prompt's estimated tokens."""
     if not grant.limits:
-        return limits.Decision(allowed=True)
+        return []
     prompt_size = limits.estimated_tokens(body)
-    takes = [
+    return [
         limits.Take(limit, 1, 1) if limit.metric == "requests" else limits.Take(limit, prompt_size, 0)
         for limit in grant.limits
     ]
-    decision = await limits.LIMITER.take(takes)
-    if not decision.allowed:
-        metric = decision.blocked_by.metric if decision.blocked_by else "requests"
-        raise GatewayError(
-            429,
-            limits.retry_after_message(decision),
-            type_=metric,
-            code="rate_limit_exceeded",
-            headers=decision.headers(),
-        )
-    return decision
 
 
-def _count_tokens(grant: ApiGrant, admitted: limits.Decision, record: usage.CallRecord) -> None:
-    """After the call: its real tokens count against the tokens-per-minute limits, in the second it was admitted."""
+def _deployment_takes(target: Target, body: dict[str, Any]) -> list[limits.Take]:
+    if not target.limits:
+        return []
+    prompt_size = limits.estimated_tokens(body)
+    return [
+        limits.Take(limit, 1, 1) if limit.metric == "requests" else limits.Take(limit, prompt_size, 0)
+        for limit in target.limits
+    ]
+
+
+async def _admit(exchange: Exchange, candidates: list[Target], start: int, takes: list[limits.Take]) -> int:
+    """Take the call's limits together with those of the first deployment (from ``start``) that has room, in one
+    round trip per deployment tried (one, unless deployments are full). Returns that deployment's index.
+
+    The call's own limits refuse with 429 naming them; a full deployment is passed over for the next (nothing
+    was consumed: the script is all-or-nothing); when every deployment is full, 429 as the provider would.
+    """
+    waits: list[int] = []
+    for index in range(start, len(candidates)):
+        target = candidates[index]
+        asked = takes + _deployment_takes(target, exchange.body)
+        if not asked:
+            return index
+        decision = await limits.LIMITER.take(asked)
+        if decision.allowed:
+            if exchange.admitted is None:  # the way in: the second tokens are counted in, the consumer's headers
+                exchange.admitted = decision
+                exchange.notice |= decision.headers()
+            return index
+        if decision.blocked_by is None or decision.blocked_by.scope != "deployment":
+            metric = decision.blocked_by.metric if decision.blocked_by else "requests"
+            raise GatewayError(
+                429,
+                limits.retry_after_message(decision),
+                type_=metric,
+                code="rate_limit_exceeded",
+                headers=decision.headers(),
+            )
+        waits.append(decision.retry_after)
+    raise GatewayError(
+        429,
+        f"Every deployment serving `{exchange.alias}` is at its capacity right now. Try again shortly.",
+        type_="requests",
+        code="rate_limit_exceeded",
+        headers={"retry-after": str(max(1, min(waits, default=1)))},
+    )
+
+
+def _count_tokens(exchange: Exchange, grant: ApiGrant) -> None:
+    """After the call: its real tokens count against the tokens-per-minute limits it was admitted under."""
+    record = exchange.record
     used = record.prompt_tokens + record.completion_tokens
-    token_limits = [limit for limit in grant.limits if limit.metric == "tokens"]
-    if used and token_limits:
-        limits.LIMITER.add([(limit, used) for limit in token_limits], admitted.second)
+    if not used or exchange.admitted is None:
+        return
+    counted = [limit for limit in grant.limits if limit.metric == "tokens"]
+    if exchange.target is not None:
+        counted += [limit for limit in exchange.target.limits if limit.metric == "tokens"]
+    if counted:
+        limits.LIMITER.add([(limit, used) for limit in counted], exchange.admitted.second)
 
 
 # --- responses -----------------------------------------------------------------------------------------------
@@ -304,9 +346,11 @@ class Exchange:
         self.stream = body.get("stream") is True
         self.client_wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         self.deltas = 0  # content chunks streamed: the completion estimate when no usage arrives
+        self.admitted: limits.Decision | None = None  # the rate-limit decision that let the call through
+        self.target: Target | None = None  # the deployment being (or last) tried
 
 
-async def _route(exchange: Exchange, targets: tuple[Target, ...], sticky: str) -> None:
+async def _route(exchange: Exchange, targets: tuple[Target, ...], sticky: str, takes: list[limits.Take]) -> None:
     planned = routing.plan(targets, sticky=sticky)
     if exchange.path != "/chat/completions":  # only chat is translated; other endpoints need OpenAI's format
         planned = [t for t in planned if t.kind in upstream.PASS_THROUGH_KINDS]
@@ -323,10 +367,10 @@ async def _route(exchange: Exchange, targets: tuple[Target, ...], sticky: str) -
             code="upstream_unavailable",
             headers={"retry-after": str(wait)},
         )
-    attempt, index = 0, 0
+    attempt, index = 0, await _admit(exchange, candidates, 0, takes)
     while True:
         attempt += 1
-        target = candidates[index]
+        target = exchange.target = candidates[index]
         record = exchange.record
         record.attempts, record.deployment_id, record.deployment_name = attempt, target.deployment_id, target.name
         record.provider_kind = target.kind
@@ -344,7 +388,10 @@ async def _route(exchange: Exchange, targets: tuple[Target, ...], sticky: str) -
             if attempt >= routing.MAX_ATTEMPTS:
                 raise
             if index + 1 < len(candidates):
-                index += 1
+                try:  # the next deployment's own limits (the call's were taken once, on the way in)
+                    index = await _admit(exchange, candidates, index + 1, [])
+                except GatewayError:
+                    raise error from None  # no other deployment has room: the client hears the real failure
             else:
                 await asyncio.sleep(routing.backoff_seconds(error, attempt))
             logger.info(
@@ -499,12 +546,11 @@ async def _proxy(
     deprecated, sunset = grant.sunset_of(body["model"])
     table = await CACHE.table(grant.api_id)
     notice = _deprecation_headers(sunset) if deprecated else {}
-    admitted = await _admit(grant, body)
-    exchange = Exchange(path, body, body["model"], send, receive, request_id, record, notice | admitted.headers())
+    exchange = Exchange(path, body, body["model"], send, receive, request_id, record, notice)
     try:
-        await _route(exchange, table.for_alias(body["model"]), sticky=access.public_id)
+        await _route(exchange, table.for_alias(body["model"]), sticky=access.public_id, takes=_takes(grant, body))
     finally:
-        _count_tokens(grant, admitted, record)
+        _count_tokens(exchange, grant)
 
 
 async def _prompt(
@@ -540,13 +586,11 @@ async def _prompt(
     chat.update(model=prompt.model_alias, messages=[{"role": "user", "content": text}])
     record.model = prompt.model_alias
     notice = _deprecation_headers(prompt.sunset_at) if prompt.deprecated else {}
-    admitted = await _admit(grant, chat)
-    notice |= admitted.headers()
     exchange = Exchange("/chat/completions", chat, prompt.model_alias, send, receive, request_id, record, notice)
     try:
-        await _route(exchange, table.for_alias(prompt.model_alias), sticky=access.public_id)
+        await _route(exchange, table.for_alias(prompt.model_alias), sticky=access.public_id, takes=_takes(grant, chat))
     finally:
-        _count_tokens(grant, admitted, record)
+        _count_tokens(exchange, grant)
 
 
 # --- the app -------------------------------------------------------------------------------------------------

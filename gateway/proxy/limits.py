@@ -83,10 +83,13 @@ class Decision:
     second: int = 0  # the bucket this call was counted in (``add`` settles tokens there)
 
     def headers(self) -> dict[str, str]:
-        """OpenAI's ``x-ratelimit-*`` headers, for the tightest requests and tokens limits."""
+        """OpenAI's ``x-ratelimit-*`` headers, for the consumer's tightest requests and tokens limits.
+
+        A deployment's capacity is the publisher's business: it never shows in these headers.
+        """
         headers: dict[str, str] = {}
         for metric in ("requests", "tokens"):
-            states = [s for s in self.states if s.limit.metric == metric]
+            states = [s for s in self.states if s.limit.metric == metric and s.limit.scope != "deployment"]
             if not states:
                 continue
             tightest = min(states, key=lambda s: s.limit.limit - s.used)

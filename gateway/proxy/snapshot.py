@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from asgiref.sync import sync_to_async
 
+from gateway.proxy.limits import Limit
 from subscriptions.selectors import KeyAccess, key_access_snapshot
 
 TTL_SECONDS = 60.0
@@ -46,6 +47,7 @@ class Target:
     fallback_order: int
     input_price_micros_per_mtok: int
     output_price_micros_per_mtok: int
+    limits: tuple[Limit, ...] = ()  # upstream protection: what the provider allows this deployment
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,16 @@ def load_catalog() -> Catalog:
     return Catalog({alias: tuple(e.values()) for alias, e in models.items()}, prompt_apis)
 
 
+def deployment_limits(deployment: Any) -> tuple[Limit, ...]:
+    source = f"deployment {deployment.name}"
+    limits = []
+    if deployment.requests_per_minute:
+        limits.append(Limit("deployment", str(deployment.pk), "requests", deployment.requests_per_minute, 60, source))
+    if deployment.tokens_per_minute:
+        limits.append(Limit("deployment", str(deployment.pk), "tokens", deployment.tokens_per_minute, 60, source))
+    return tuple(limits)
+
+
 def load_targets(api_id: int) -> ApiTable:
     """Model alias → deployments, for every serving version of one API (sync: runs on a cache miss only)."""
     from gateway.models import ApiVersion, Route
@@ -141,6 +153,7 @@ def load_targets(api_id: int) -> ApiTable:
                 fallback_order=route.fallback_order,
                 input_price_micros_per_mtok=deployment.input_price_micros_per_mtok,
                 output_price_micros_per_mtok=deployment.output_price_micros_per_mtok,
+                limits=deployment_limits(deployment),
             )
         )
     serving = list(

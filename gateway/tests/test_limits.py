@@ -7,6 +7,7 @@ import logging
 import os
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from gateway.models import Plan
 from gateway.proxy import limits
@@ -167,3 +168,50 @@ async def test_a_refused_call_is_in_the_call_log(plan_limits, gateway, served, m
     events = await recorded_usage()
 
     assert [(e.status, e.error_code) for e in events] == [(200, ""), (429, "rate_limit_exceeded")]
+
+
+# --- deployments: upstream protection ------------------------------------------------------------------------
+
+
+async def test_a_full_deployment_is_passed_over_for_the_next_one(gateway, served, mock_llm):
+    from gateway.tests.fixtures import recorded_usage
+
+    await sync_to_async(served["route_to"])(f"{mock_llm.url}/v1", "small", requests_per_minute=1)
+    await sync_to_async(served["route_to"])(f"{mock_llm.url}/v1", "spare", fallback_order=1, replace=False)
+
+    answers = [await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"]) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert all("x-ratelimit-limit-requests" not in a.headers for a in answers)  # the publisher's business
+    assert [e.deployment_name for e in await recorded_usage()] == ["small", "spare", "spare"]
+    assert all(e.attempts == 1 for e in await recorded_usage())  # passed over, not tried and failed
+
+
+async def test_when_every_deployment_is_full_the_call_is_refused_like_a_provider_would(gateway, served, mock_llm):
+    await sync_to_async(served["route_to"])(f"{mock_llm.url}/v1", "small", requests_per_minute=1)
+    mock_llm.journal.clear()
+
+    answers = [await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"]) for _ in range(2)]
+
+    assert [a.status_code for a in answers] == [200, 429]
+    assert "at its capacity" in answers[1].json()["error"]["message"]
+    assert "small" not in answers[1].text  # deployment names stay the publisher's
+    assert 1 <= int(answers[1].headers["retry-after"]) <= 60
+    assert len(mock_llm.journal) == 1
+
+
+@pytest.mark.parametrize("plan_limits", [{"requests_per_minute": 5}], indirect=True)
+async def test_a_call_refused_by_its_own_limit_takes_nothing_from_the_deployment(
+    plan_limits, gateway, served, mock_llm
+):
+    from gateway.models import Deployment
+
+    await sync_to_async(served["route_to"])(f"{mock_llm.url}/v1", "small", requests_per_minute=100)
+    statuses = [
+        (await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"])).status_code for _ in range(7)
+    ]
+    assert statuses == [200] * 5 + [429] * 2
+
+    deployment_id = await sync_to_async(lambda: Deployment.objects.get(name="small").pk)()
+    probe = await limits.LIMITER.take([Take(Limit("deployment", str(deployment_id), "requests", 100), 1, 1)])
+    assert probe.states[0].used == 6  # the five admitted calls and this probe: the refusals took nothing

@@ -109,3 +109,24 @@ def test_a_version_cannot_be_routed_to_another_tenants_deployment(world):
     )
 
     assert not their_deployment.routes.exists()
+
+
+def test_a_deployment_can_carry_the_providers_per_minute_limits(world):
+    client = login_verified(Client(), world.users["admin"])
+    provider = world.extra["provider"]
+
+    client.post(
+        f"/t/{world.tenant.slug}/providers/{provider.pk}/deployments/",
+        {"name": "capped", "model": "gpt-4o-mini", "region": "eu", "timeout_seconds": "60",
+         "requests_per_minute": "500", "tokens_per_minute": "90000"},
+    )  # fmt: skip
+    client.post(  # zero is not a limit: the form refuses it
+        f"/t/{world.tenant.slug}/providers/{provider.pk}/deployments/",
+        {"name": "zero", "model": "gpt-4o-mini", "region": "eu", "timeout_seconds": "60", "requests_per_minute": "0"},
+    )
+    page = client.get(f"/t/{world.tenant.slug}/providers/")
+
+    capped = provider.deployments.get(name="capped")
+    assert (capped.requests_per_minute, capped.tokens_per_minute) == (500, 90_000)
+    assert "500 req/min, 90000 tokens/min" in page.content.decode()
+    assert not provider.deployments.filter(name="zero").exists()

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from gateway.models import ApiVersion
-from gateway.proxy.limits import Limit
+from gateway.proxy.limits import Limit, per_minute
 from subscriptions.models import ApiKey, Application, ChangeRequest, Subscription
 from tenants.models import Tenant
 
@@ -124,13 +124,10 @@ def subscription_limits(subscription: Subscription) -> tuple[Limit, ...]:
     The gateway enforces exactly these (they ride in the key's snapshot) and the application page lists them.
     Today: the plan's per-minute limits, counted per subscription.
     """
-    plan, source = subscription.plan, f"plan {subscription.plan.name}"
-    limits = []
-    if plan.requests_per_minute:
-        limits.append(Limit("subscription", str(subscription.pk), "requests", plan.requests_per_minute, 60, source))
-    if plan.tokens_per_minute:
-        limits.append(Limit("subscription", str(subscription.pk), "tokens", plan.tokens_per_minute, 60, source))
-    return tuple(limits)
+    plan = subscription.plan
+    return per_minute(
+        "subscription", subscription.pk, plan.requests_per_minute, plan.tokens_per_minute, f"plan {plan.name}"
+    )
 
 
 def key_access_snapshot(public_id: str) -> KeyAccess | None:

@@ -206,27 +206,6 @@ def _bind_grant(record: usage.CallRecord, grant: ApiGrant) -> None:
     record.api_id, record.api_label = grant.api_id, f"{grant.publisher_slug}/{grant.api_slug}"
 
 
-def _takes(grant: ApiGrant, body: dict[str, Any]) -> list[limits.Take]:
-    """What the call asks of each of its own limits: one request, and room for the prompt's estimated tokens."""
-    if not grant.limits:
-        return []
-    prompt_size = limits.estimated_tokens(body)
-    return [
-        limits.Take(limit, 1, 1) if limit.metric == "requests" else limits.Take(limit, prompt_size, 0)
-        for limit in grant.limits
-    ]
-
-
-def _deployment_takes(target: Target, body: dict[str, Any]) -> list[limits.Take]:
-    if not target.limits:
-        return []
-    prompt_size = limits.estimated_tokens(body)
-    return [
-        limits.Take(limit, 1, 1) if limit.metric == "requests" else limits.Take(limit, prompt_size, 0)
-        for limit in target.limits
-    ]
-
-
 async def _admit(exchange: Exchange, candidates: list[Target], start: int, takes: list[limits.Take]) -> int:
     """Take the call's limits together with those of the first deployment (from ``start``) that has room, in one
     round trip per deployment tried (one, unless deployments are full). Returns that deployment's index.
@@ -237,7 +216,7 @@ async def _admit(exchange: Exchange, candidates: list[Target], start: int, takes
     waits: list[int] = []
     for index in range(start, len(candidates)):
         target = candidates[index]
-        asked = takes + _deployment_takes(target, exchange.body)
+        asked = takes + limits.takes_for(target.limits, exchange.body)
         if not asked:
             return index
         decision = await limits.LIMITER.take(asked)
@@ -548,7 +527,12 @@ async def _proxy(
     notice = _deprecation_headers(sunset) if deprecated else {}
     exchange = Exchange(path, body, body["model"], send, receive, request_id, record, notice)
     try:
-        await _route(exchange, table.for_alias(body["model"]), sticky=access.public_id, takes=_takes(grant, body))
+        await _route(
+            exchange,
+            table.for_alias(body["model"]),
+            sticky=access.public_id,
+            takes=limits.takes_for(grant.limits, body),
+        )
     finally:
         _count_tokens(exchange, grant)
 
@@ -588,7 +572,12 @@ async def _prompt(
     notice = _deprecation_headers(prompt.sunset_at) if prompt.deprecated else {}
     exchange = Exchange("/chat/completions", chat, prompt.model_alias, send, receive, request_id, record, notice)
     try:
-        await _route(exchange, table.for_alias(prompt.model_alias), sticky=access.public_id, takes=_takes(grant, chat))
+        await _route(
+            exchange,
+            table.for_alias(prompt.model_alias),
+            sticky=access.public_id,
+            takes=limits.takes_for(grant.limits, chat),
+        )
     finally:
         _count_tokens(exchange, grant)
 

@@ -58,6 +58,15 @@ class Limit:
         return f"{self.scope}:{self.subject}:{self.metric}:{self.window_seconds}"
 
 
+def per_minute(scope: str, subject: object, requests: int | None, tokens: int | None, source: str) -> tuple[Limit, ...]:
+    """The requests/tokens-per-minute limits of one subject (empty or zero: no limit)."""
+    return tuple(
+        Limit(scope, str(subject), metric, value, 60, source)
+        for metric, value in (("requests", requests), ("tokens", tokens))
+        if value
+    )
+
+
 @dataclass(frozen=True)
 class Take:
     """What a call asks of one limit: ``need`` must fit now, ``consume`` is taken at once if admitted."""
@@ -349,6 +358,14 @@ class Limiter:
     def reset_local(self) -> None:
         """Forget local windows (tests)."""
         self._local, self._fallback, self._redis_down_until, self._pending = LocalWindows(), None, 0.0, {}
+
+
+def takes_for(limits: Sequence[Limit], body: dict[str, Any]) -> list[Take]:
+    """What one call asks of these limits: one request now, and room for the prompt's estimated tokens."""
+    if not limits:
+        return []
+    prompt_size = estimated_tokens(body)
+    return [Take(limit, 1, 1) if limit.metric == "requests" else Take(limit, prompt_size, 0) for limit in limits]
 
 
 def retry_after_message(decision: Decision) -> str:

@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from asgiref.sync import sync_to_async
 
-from gateway.proxy.limits import Limit
+from gateway.proxy.limits import Limit, per_minute
 from subscriptions.selectors import KeyAccess, key_access_snapshot
 
 TTL_SECONDS = 60.0
@@ -114,13 +114,11 @@ def load_catalog() -> Catalog:
 
 
 def deployment_limits(deployment: Any) -> tuple[Limit, ...]:
-    source = f"deployment {deployment.name}"
-    limits = []
-    if deployment.requests_per_minute:
-        limits.append(Limit("deployment", str(deployment.pk), "requests", deployment.requests_per_minute, 60, source))
-    if deployment.tokens_per_minute:
-        limits.append(Limit("deployment", str(deployment.pk), "tokens", deployment.tokens_per_minute, 60, source))
-    return tuple(limits)
+    """Upstream protection: what the provider allows this deployment."""
+    return per_minute(
+        "deployment", deployment.pk, deployment.requests_per_minute, deployment.tokens_per_minute,
+        f"deployment {deployment.name}",
+    )  # fmt: skip
 
 
 def load_targets(api_id: int) -> ApiTable:

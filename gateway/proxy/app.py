@@ -329,7 +329,17 @@ class Exchange:
         self.target: Target | None = None  # the deployment being (or last) tried
 
 
-async def _route(exchange: Exchange, targets: tuple[Target, ...], sticky: str, takes: list[limits.Take]) -> None:
+async def _route(exchange: Exchange, targets: tuple[Target, ...], sticky: str, grant: ApiGrant) -> None:
+    """Admit the call under its limits, try its deployments in order, and count its tokens when it is over."""
+    try:
+        await _try_deployments(exchange, targets, sticky, limits.takes_for(grant.limits, exchange.body))
+    finally:
+        _count_tokens(exchange, grant)
+
+
+async def _try_deployments(
+    exchange: Exchange, targets: tuple[Target, ...], sticky: str, takes: list[limits.Take]
+) -> None:
     planned = routing.plan(targets, sticky=sticky)
     if exchange.path != "/chat/completions":  # only chat is translated; other endpoints need OpenAI's format
         planned = [t for t in planned if t.kind in upstream.PASS_THROUGH_KINDS]
@@ -526,15 +536,7 @@ async def _proxy(
     table = await CACHE.table(grant.api_id)
     notice = _deprecation_headers(sunset) if deprecated else {}
     exchange = Exchange(path, body, body["model"], send, receive, request_id, record, notice)
-    try:
-        await _route(
-            exchange,
-            table.for_alias(body["model"]),
-            sticky=access.public_id,
-            takes=limits.takes_for(grant.limits, body),
-        )
-    finally:
-        _count_tokens(exchange, grant)
+    await _route(exchange, table.for_alias(body["model"]), sticky=access.public_id, grant=grant)
 
 
 async def _prompt(
@@ -571,15 +573,7 @@ async def _prompt(
     record.model = prompt.model_alias
     notice = _deprecation_headers(prompt.sunset_at) if prompt.deprecated else {}
     exchange = Exchange("/chat/completions", chat, prompt.model_alias, send, receive, request_id, record, notice)
-    try:
-        await _route(
-            exchange,
-            table.for_alias(prompt.model_alias),
-            sticky=access.public_id,
-            takes=limits.takes_for(grant.limits, chat),
-        )
-    finally:
-        _count_tokens(exchange, grant)
+    await _route(exchange, table.for_alias(prompt.model_alias), sticky=access.public_id, grant=grant)
 
 
 # --- the app -------------------------------------------------------------------------------------------------

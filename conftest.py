@@ -89,16 +89,19 @@ def mock_llm(mock_llm_server: MockLLMServer) -> MockLLMServer:
 
 @pytest.fixture(autouse=True)
 def _redis_state_of_this_test(settings: Any) -> Iterator[None]:
-    """Each test appends usage events to its own Redis stream and counts rate limits under its own prefix (when
-    there is Redis; else in fresh local windows), so none sees another's."""
+    """Each test appends usage events to its own Redis stream, counts rate limits and caches answers under its own
+    prefixes (when there is Redis; else in fresh local memory), so none sees another's."""
     import uuid
 
+    from gateway.proxy.cache import CACHE
     from gateway.proxy.limits import LIMITER
 
     redis_url = settings.REDIS_URL  # as configured; a test may point REDIS_URL somewhere dead meanwhile
     settings.USAGE_STREAM = stream = f"test:usage:{uuid.uuid4().hex}"
     settings.RATE_LIMIT_PREFIX = limits = f"test:ratelimit:{uuid.uuid4().hex}"
+    settings.RESPONSE_CACHE_PREFIX = cached = f"test:responses:{uuid.uuid4().hex}"
     LIMITER.reset_local()
+    CACHE.clear_local()
     yield
     if redis_url:
         import redis
@@ -106,7 +109,8 @@ def _redis_state_of_this_test(settings: Any) -> Iterator[None]:
         client = redis.Redis.from_url(redis_url)
         try:
             client.delete(stream)
-            for key in client.scan_iter(f"{limits}:*"):
-                client.delete(key)
+            for prefix in (limits, cached):
+                for key in client.scan_iter(f"{prefix}:*"):
+                    client.delete(key)
         finally:
             client.close()

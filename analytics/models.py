@@ -52,6 +52,7 @@ class UsageEvent(TenantOwned):
     usage_is_estimated = models.BooleanField(
         default=False, help_text="The provider reported no usage (e.g. the client left mid-stream)."
     )
+    cache_hit = models.BooleanField(default=False, help_text="Answered from the response cache: no tokens, no cost.")
 
     class Meta(TenantOwned.Meta):
         ordering = ["-occurred_at"]
@@ -66,3 +67,25 @@ class UsageEvent(TenantOwned):
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+class AlertEvent(TenantOwned):
+    """Something a tenant should hear about, raised by the gateway (a quota crossing 80%, say) and delivered by
+    the alert rules. ``event_id`` names the condition and its period, so the same alert is stored once however
+    many workers noticed it."""
+
+    class Kind(models.TextChoices):
+        QUOTA_THRESHOLD = "quota_threshold", "Quota threshold crossed"
+
+    event_id = models.CharField(max_length=200, unique=True)
+    occurred_at = models.DateTimeField(db_index=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="alert_events")
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    message = models.CharField(max_length=300)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta(TenantOwned.Meta):
+        ordering = ["-occurred_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"

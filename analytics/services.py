@@ -16,7 +16,7 @@ import redis
 from django.conf import settings
 from django.db import transaction
 
-from analytics.models import UsageEvent
+from analytics.models import AlertEvent, UsageEvent
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -35,14 +35,43 @@ def _row(event: dict[str, Any], publishers: set[int]) -> UsageEvent:
     return UsageEvent(**fields)
 
 
+def _alert(event: dict[str, Any]) -> AlertEvent:
+    envelope = ("type", "event_id", "occurred_at", "tenant_id", "kind", "message")
+    details = {k: v for k, v in event.items() if k not in envelope}
+    message = str(event.get("message") or event.get("kind") or "alert")
+    return AlertEvent(
+        event_id=event["event_id"][:200],
+        occurred_at=datetime.fromisoformat(event["occurred_at"]),
+        tenant_id=event["tenant_id"],
+        kind=event.get("kind", AlertEvent.Kind.QUOTA_THRESHOLD),
+        message=message[:300],
+        details=details,
+    )
+
+
+def alert_events_record(*, events: list[dict[str, Any]]) -> int:
+    """Store the gateway's alert events; one per ``event_id`` (the condition and its period). Returns how many
+    were new."""
+    ids = {e["event_id"] for e in events}
+    seen = set(AlertEvent.all_tenants.filter(event_id__in=ids).values_list("event_id", flat=True))
+    existing = set(Tenant.objects.filter(pk__in={e["tenant_id"] for e in events}).values_list("pk", flat=True))
+    fresh = {e["event_id"]: _alert(e) for e in events if e["event_id"] not in seen and e["tenant_id"] in existing}
+    AlertEvent.all_tenants.bulk_create(fresh.values(), ignore_conflicts=True)
+    return len(fresh)
+
+
 @transaction.atomic
 def usage_events_record(*, events: list[dict[str, Any]]) -> int:
-    """Store gateway usage events; ids already stored are skipped. Returns how many were new.
+    """Store gateway usage events (and the alert events that travel with them); ids already stored are skipped.
+    Returns how many were new.
 
     Events of a tenant deleted meanwhile are dropped (its call log went with it).
     """
+    alerts = [e for e in events if e.get("type") == "alert"]
+    events = [e for e in events if e.get("type") != "alert"]
+    stored = alert_events_record(events=alerts) if alerts else 0
     if not events:
-        return 0
+        return stored
     ids = {e["event_id"] for e in events}
     seen = set(UsageEvent.all_tenants.filter(event_id__in=ids).values_list("event_id", flat=True))
     tenant_ids = {e["tenant_id"] for e in events} | {e.get("publisher_id") for e in events}
@@ -54,7 +83,7 @@ def usage_events_record(*, events: list[dict[str, Any]]) -> int:
         fresh[event["event_id"]] = _row(event, existing)
     # ignore_conflicts: a concurrent drain that stored the same event first is not an error.
     UsageEvent.all_tenants.bulk_create(fresh.values(), ignore_conflicts=True)
-    return len(fresh)
+    return stored + len(fresh)
 
 
 def redis_client() -> redis.Redis:

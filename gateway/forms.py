@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from decimal import Decimal
 from typing import Any
@@ -163,3 +164,23 @@ class RouteForm(forms.Form):
     def __init__(self, *args: Any, deployments: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["deployment"].queryset = deployments  # type: ignore[attr-defined]
+
+
+class PolicyDocumentForm(forms.Form):
+    """The policy document being edited on the policies page. ``previewed`` carries the digest of the text whose
+    diff was shown: only that very text is applied (edited after the preview, it is previewed again)."""
+
+    document = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 24, "spellcheck": "false"}), max_length=1_000_000, strip=False
+    )
+    note = forms.CharField(max_length=200, required=False)
+    previewed = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    @staticmethod
+    def digest(text: str) -> str:
+        return hashlib.sha256(text.replace("\r\n", "\n").encode()).hexdigest()
+
+    def confirmed(self) -> bool:
+        return bool(self.cleaned_data["previewed"]) and self.cleaned_data["previewed"] == self.digest(
+            self.cleaned_data["document"]
+        )

@@ -96,6 +96,9 @@ class Plan(models.Model):
     token_quota = models.PositiveBigIntegerField(null=True, blank=True)
     cost_quota_micros = models.PositiveBigIntegerField(null=True, blank=True, help_text="micro-USD per period")
     allowed_models = models.JSONField(default=list, blank=True, help_text="Empty: every model alias of the API.")
+    regions = models.JSONField(
+        default=list, blank=True, help_text="Data residency: calls only go to deployments in these regions. Empty: any."
+    )
     requires_approval = models.BooleanField(null=True, blank=True, help_text="Empty: as the API says.")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -197,3 +200,92 @@ class Route(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} → {self.deployment}"
+
+
+class Policy(models.Model):
+    """Rules (gateway/policies.py ``RULES_SCHEMA``) attached at one level: the platform, a publisher tenant, an
+    API, an API version (the publisher's side), or a consumer tenant, an application, a key (the consumer's side).
+
+    One policy per attachment point; ``tenant`` is the tenant that owns it (None for the platform default).
+    How the levels combine is in gateway/policies.py; the gateway sees the result in its access snapshot.
+    """
+
+    class Level(models.TextChoices):
+        PLATFORM = "platform", "Platform default"
+        PUBLISHER = "publisher", "Publisher (every API it publishes)"
+        API = "api", "API"
+        VERSION = "version", "API version"
+        CONSUMER = "consumer", "Consumer tenant (all its applications)"
+        APPLICATION = "application", "Application"
+        KEY = "key", "API key"
+
+    level = models.CharField(max_length=12, choices=Level.choices)
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="policies")
+    api = models.ForeignKey(AiApi, null=True, blank=True, on_delete=models.CASCADE, related_name="policies")
+    version = models.ForeignKey(ApiVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="policies")
+    application = models.ForeignKey(
+        "subscriptions.Application", null=True, blank=True, on_delete=models.CASCADE, related_name="policies"
+    )
+    key = models.ForeignKey(
+        "subscriptions.ApiKey", null=True, blank=True, on_delete=models.CASCADE, related_name="policies"
+    )
+    rules = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["level", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["level"], condition=Q(level="platform"), name="one_platform_policy"),
+            models.UniqueConstraint(
+                fields=["level", "tenant"], condition=Q(level__in=["publisher", "consumer"]), name="one_tenant_policy"
+            ),
+            models.UniqueConstraint(fields=["api"], condition=Q(level="api"), name="one_api_policy"),
+            models.UniqueConstraint(fields=["version"], condition=Q(level="version"), name="one_version_policy"),
+            models.UniqueConstraint(
+                fields=["application"], condition=Q(level="application"), name="one_application_policy"
+            ),
+            models.UniqueConstraint(fields=["key"], condition=Q(level="key"), name="one_key_policy"),
+            models.CheckConstraint(
+                condition=Q(level="platform", tenant=None) | (~Q(level="platform") & Q(tenant__isnull=False)),
+                name="policy_tenant_unless_platform",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_level_display()} policy ({self.label})"
+
+    @property
+    def label(self) -> str:
+        """Where the policy is set, as the pages and the gateway's messages name it."""
+        level = self.Level
+        if self.level == level.PLATFORM:
+            return "platform default"
+        if self.level in (level.PUBLISHER, level.CONSUMER):
+            return f"{self.level} {self.tenant.slug if self.tenant else '?'}"
+        if self.level == level.API:
+            return f"API {self.api}"
+        if self.level == level.VERSION:
+            return f"API {self.version}"
+        if self.level == level.APPLICATION:
+            return f"application {self.application.slug if self.application else '?'}"
+        return f"key gh_{self.key.public_id if self.key else '?'}"
+
+
+class PolicyDocumentVersion(models.Model):
+    """One applied version of a tenant's policy document (gateway/policy_documents.py): kept, so any of them can
+    be looked at again and rolled back to (which applies it as a new version)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="policy_versions")
+    number = models.PositiveIntegerField()
+    document = models.JSONField()
+    changes = models.JSONField(default=list, help_text="The diff it applied, one line per setting.")
+    created_by = models.ForeignKey("tenants.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["tenant", "-number"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "number"], name="policy_version_unique")]
+
+    def __str__(self) -> str:
+        return f"policies of {self.tenant.slug} v{self.number}"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Q, QuerySet
 
-from gateway.models import AiApi, ApiVersion, Plan
-from tenants.models import Membership, User
+from gateway.models import AiApi, ApiVersion, Plan, Policy, PolicyDocumentVersion
+from gateway.policy_documents import FORMAT, plan_entry
+from tenants.models import Membership, Tenant, User
 
 SERVING = (ApiVersion.Status.PUBLISHED, ApiVersion.Status.DEPRECATED)
 
@@ -55,3 +58,59 @@ def serving_versions(*, api: AiApi) -> list[ApiVersion]:
 
 def active_plans(*, api: AiApi) -> QuerySet[Plan]:
     return api.plans.filter(is_active=True).order_by("name")
+
+
+def policy_document_of(*, tenant: Tenant) -> dict[str, Any]:
+    """The tenant's plans and policies as a policy document (gateway/policy_documents.py): every API it
+    publishes with all its plans; the policies it set, and only those."""
+    from subscriptions.models import Application
+
+    own = {(p.level, p.api_id, p.version_id, p.application_id, p.key_id): p.rules for p in tenant.policies.all()}
+    publisher: dict[str, Any] = {}
+    if (rules := own.get((Policy.Level.PUBLISHER, None, None, None, None))) is not None:
+        publisher["policy"] = rules
+    apis: dict[str, Any] = {}
+    for api in AiApi.all_tenants.filter(tenant=tenant).prefetch_related("versions", "plans").order_by("slug"):
+        entry: dict[str, Any] = {}
+        if (rules := own.get((Policy.Level.API, api.pk, None, None, None))) is not None:
+            entry["policy"] = rules
+        versions = {
+            v.version: own[(Policy.Level.VERSION, None, v.pk, None, None)]
+            for v in sorted(api.versions.all(), key=lambda v: v.version)
+            if (Policy.Level.VERSION, None, v.pk, None, None) in own
+        }
+        if versions:
+            entry["versions"] = versions
+        entry["plans"] = {plan.slug: plan_entry(plan) for plan in sorted(api.plans.all(), key=lambda p: p.slug)}
+        apis[api.slug] = entry
+    if apis:
+        publisher["apis"] = apis
+    consumer: dict[str, Any] = {}
+    if (rules := own.get((Policy.Level.CONSUMER, None, None, None, None))) is not None:
+        consumer["policy"] = rules
+    applications: dict[str, Any] = {}
+    for app in Application.all_tenants.filter(tenant=tenant).prefetch_related("keys").order_by("slug"):
+        entry = {}
+        if (rules := own.get((Policy.Level.APPLICATION, None, None, app.pk, None))) is not None:
+            entry["policy"] = rules
+        keys = {
+            key.public_id: own[(Policy.Level.KEY, None, None, None, key.pk)]
+            for key in sorted(app.keys.all(), key=lambda k: k.public_id)
+            if (Policy.Level.KEY, None, None, None, key.pk) in own
+        }
+        if keys:
+            entry["keys"] = keys
+        if entry:
+            applications[app.slug] = entry
+    if applications:
+        consumer["applications"] = applications
+    document: dict[str, Any] = {"gatehouse": FORMAT, "tenant": tenant.slug}
+    if publisher:
+        document["publisher"] = publisher
+    if consumer:
+        document["consumer"] = consumer
+    return document
+
+
+def policy_document_versions(*, tenant: Tenant) -> QuerySet[PolicyDocumentVersion]:
+    return PolicyDocumentVersion.objects.filter(tenant=tenant).select_related("created_by").order_by("-number")

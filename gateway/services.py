@@ -3,7 +3,9 @@ the same transaction."""
 
 from __future__ import annotations
 
+import copy
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -12,8 +14,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from gateway import prompts
-from gateway.models import AiApi, ApiVersion, Deployment, Plan, Provider, Route
+from gateway import policy_documents, prompts
+from gateway.models import AiApi, ApiVersion, Deployment, Plan, Policy, PolicyDocumentVersion, Provider, Route
+from gateway.policies import RulesError, validate_rules
+from gateway.policy_documents import plan_settings
+from gateway.selectors import policy_document_of
 from portal import events
 from portal.crypto import decrypt, encrypt
 from portal.errors import DomainError
@@ -151,9 +156,8 @@ def version_set_status(
     return version
 
 
-@transaction.atomic
-def plan_create(*, api: AiApi, slug: str, name: str, actor: Actor, **limits: Any) -> Plan:
-    fields = {
+PLAN_SETTINGS = frozenset(
+    {
         "description",
         "requests_per_minute",
         "tokens_per_minute",
@@ -161,21 +165,53 @@ def plan_create(*, api: AiApi, slug: str, name: str, actor: Actor, **limits: Any
         "token_quota",
         "cost_quota_micros",
         "allowed_models",
+        "regions",
         "requires_approval",
     }
-    unknown = set(limits) - fields
+)
+
+
+def _check_plan_settings(settings_: dict[str, Any], allowed: frozenset[str] = PLAN_SETTINGS) -> None:
+    unknown = set(settings_) - allowed
     if unknown:
         raise DomainError(f"Unknown plan settings: {', '.join(sorted(unknown))}.")
     for name_ in ("requests_per_minute", "tokens_per_minute", "token_quota", "cost_quota_micros"):
-        value = limits.get(name_)
+        value = settings_.get(name_)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
             raise DomainError(f"{name_} must be a positive whole number, or empty for no limit.")
+
+
+@transaction.atomic
+def plan_create(*, api: AiApi, slug: str, name: str, actor: Actor, **limits: Any) -> Plan:
+    _check_plan_settings(limits)
     try:
         with transaction.atomic():
             plan = Plan.objects.create(api=api, slug=slug, name=name, **limits)
     except IntegrityError:
         raise DomainError(f"{api.name} already has a plan “{slug}”.", code="slug_taken") from None
     audit_record(actor=actor, action="plan.created", tenant=api.tenant, target=plan, details={"slug": slug, **limits})
+    return plan
+
+
+@transaction.atomic
+def plan_update(*, plan: Plan, actor: Actor, **changes: Any) -> Plan:
+    """Change a plan's name, limits, quotas, models or state; its subscribers' calls see it at once."""
+    _check_plan_settings(changes, PLAN_SETTINGS | {"name", "is_active"})
+    before = {field: getattr(plan, field) for field in changes}
+    changed = {field: value for field, value in changes.items() if before[field] != value}
+    if not changed:
+        return plan
+    for field, value in changed.items():
+        setattr(plan, field, value)
+    plan.save(update_fields=list(changed))
+    audit_record(
+        actor=actor,
+        action="plan.updated",
+        tenant=plan.api.tenant,
+        target=plan,
+        details={"before": {f: before[f] for f in changed}, "after": changed},
+    )
+    events.access_changed(everything=True)
     return plan
 
 
@@ -324,3 +360,233 @@ def route_add(
     )
     events.routes_changed(api_ids=[version.api_id])
     return route
+
+
+# --- policies ------------------------------------------------------------------------------------------------
+
+
+def _policy_target(level: str, target: Any) -> tuple[dict[str, Any], Tenant | None]:
+    """The attachment fields of a policy at ``level`` on ``target``, and the tenant that owns it."""
+    from subscriptions.models import ApiKey, Application
+
+    expected: dict[str, type | None] = {
+        Policy.Level.PLATFORM: None,
+        Policy.Level.PUBLISHER: Tenant,
+        Policy.Level.CONSUMER: Tenant,
+        Policy.Level.API: AiApi,
+        Policy.Level.VERSION: ApiVersion,
+        Policy.Level.APPLICATION: Application,
+        Policy.Level.KEY: ApiKey,
+    }
+    if level not in expected:
+        raise DomainError(f"Unknown policy level “{level}”.")
+    kind = expected[level]
+    if (kind is None) != (target is None) or (kind is not None and not isinstance(target, kind)):
+        raise DomainError(f"A {level} policy attaches to {kind.__name__ if kind else 'nothing'}.")
+    if level == Policy.Level.PLATFORM:
+        return {}, None
+    if level in (Policy.Level.PUBLISHER, Policy.Level.CONSUMER):
+        return {"tenant": target}, target
+    if level == Policy.Level.API:
+        return {"api": target, "tenant": target.tenant}, target.tenant
+    if level == Policy.Level.VERSION:
+        return {"version": target, "tenant": target.api.tenant}, target.api.tenant
+    if level == Policy.Level.APPLICATION:
+        return {"application": target, "tenant": target.tenant}, target.tenant
+    tenant = target.application.tenant
+    return {"key": target, "tenant": tenant}, tenant
+
+
+@transaction.atomic
+def policy_set(*, level: str, target: Any = None, rules: dict[str, Any], actor: Actor) -> Policy | None:
+    """Attach ``rules`` at ``level`` on ``target`` (None for the platform default), replacing what was there;
+    empty rules remove the policy. Validated against RULES_SCHEMA, audited with before and after, and every
+    gateway drops its cached access at once (a policy can touch many keys)."""
+    try:
+        rules = validate_rules(rules)
+    except RulesError as error:
+        raise DomainError(f"Invalid policy: {error}", code="invalid_policy") from None
+    rules = {section: values for section, values in rules.items() if values}
+    attachment, tenant = _policy_target(level, target)
+    existing = Policy.objects.select_for_update().filter(level=level, **attachment).first()
+    before = existing.rules if existing else {}
+    if rules == before:
+        return existing
+    if not rules:
+        policy = None
+        if existing is not None:
+            existing.delete()
+    elif existing is not None:
+        existing.rules = rules
+        existing.save(update_fields=["rules", "updated_at"])
+        policy = existing
+    else:
+        policy = Policy.objects.create(level=level, rules=rules, **attachment)
+    audit_record(
+        actor=actor,
+        action="policy.set" if rules else "policy.removed",
+        tenant=tenant,
+        target=policy or target,
+        details={"level": level, "before": before, "after": rules},
+    )
+    events.access_changed(everything=True)
+    return policy
+
+
+# --- policy documents (policy as code) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PolicyDocumentChange:
+    """What applying a policy document changed (or, in a dry run, would change), and the version it made."""
+
+    changes: list[str]
+    version: PolicyDocumentVersion | None
+
+
+def _named_plans_only(document: dict[str, Any], named: dict[str, set[str]]) -> dict[str, Any]:
+    """The document with only the plans ``named`` (by API): a document leaves the plans it does not name alone,
+    so those are no change."""
+    document = copy.deepcopy(document)
+    apis = document.get("publisher", {}).get("apis", {})
+    for slug in list(apis):
+        plans = {k: v for k, v in apis[slug].get("plans", {}).items() if k in named.get(slug, set())}
+        if plans:
+            apis[slug]["plans"] = plans
+        else:
+            apis[slug].pop("plans", None)
+        if not apis[slug]:
+            del apis[slug]
+    return document
+
+
+def _apply_document(tenant: Tenant, document: dict[str, Any], actor: Actor) -> None:
+    from subscriptions.models import ApiKey, Application
+
+    def missing(path: str, what: str) -> DomainError:
+        return DomainError(f"{path}: {tenant.name} has no {what}.", code="invalid_document")
+
+    desired: list[tuple[str, Any, dict[str, Any]]] = []
+    publisher = document.get("publisher", {})
+    if "policy" in publisher:
+        desired.append((Policy.Level.PUBLISHER, tenant, publisher["policy"]))
+    for slug, entry in publisher.get("apis", {}).items():
+        api = AiApi.all_tenants.filter(tenant=tenant, slug=slug).first()
+        if api is None:
+            raise missing(f"publisher.apis.{slug}", f"API “{slug}”")
+        if "policy" in entry:
+            desired.append((Policy.Level.API, api, entry["policy"]))
+        for name, rules in entry.get("versions", {}).items():
+            version = api.versions.filter(version=name).first()
+            if version is None:
+                raise missing(f"publisher.apis.{slug}.versions.{name}", f"version {name} of {slug}")
+            desired.append((Policy.Level.VERSION, version, rules))
+        for plan_slug, plan_entry_ in entry.get("plans", {}).items():
+            settings_ = plan_settings(plan_entry_)
+            plan = api.plans.filter(slug=plan_slug).first()
+            if plan is None:
+                is_active = settings_.pop("is_active")
+                name = settings_.pop("name")
+                plan = plan_create(api=api, slug=plan_slug, name=name, actor=actor, **settings_)
+                plan_update(plan=plan, actor=actor, is_active=is_active)
+            else:
+                plan_update(plan=plan, actor=actor, **settings_)
+    consumer = document.get("consumer", {})
+    if "policy" in consumer:
+        desired.append((Policy.Level.CONSUMER, tenant, consumer["policy"]))
+    for slug, entry in consumer.get("applications", {}).items():
+        application = Application.all_tenants.filter(tenant=tenant, slug=slug).first()
+        if application is None:
+            raise missing(f"consumer.applications.{slug}", f"application “{slug}”")
+        if "policy" in entry:
+            desired.append((Policy.Level.APPLICATION, application, entry["policy"]))
+        for public_id, rules in entry.get("keys", {}).items():
+            key = ApiKey.objects.filter(application=application, public_id=public_id).first()
+            if key is None:
+                raise missing(f"consumer.applications.{slug}.keys.{public_id}", f"key gh_{public_id} in {slug}")
+            desired.append((Policy.Level.KEY, key, rules))
+    kept = set()
+    for level, target, rules in desired:
+        policy = policy_set(level=level, target=target, rules=rules, actor=actor)
+        if policy is not None:
+            kept.add(policy.pk)
+    for stale in tenant.policies.exclude(pk__in=kept):  # the document is the whole truth about its policies
+        policy_set(level=stale.level, target=_policy_attachment(stale), rules={}, actor=actor)
+
+
+def _policy_attachment(policy: Policy) -> Any:
+    attachments: dict[str, Any] = {
+        Policy.Level.PUBLISHER: policy.tenant,
+        Policy.Level.CONSUMER: policy.tenant,
+        Policy.Level.API: policy.api,
+        Policy.Level.VERSION: policy.version,
+        Policy.Level.APPLICATION: policy.application,
+        Policy.Level.KEY: policy.key,
+    }
+    return attachments.get(policy.level)
+
+
+@transaction.atomic
+def policy_document_apply(
+    *, tenant: Tenant, document: Any, actor: Actor, dry_run: bool = False, note: str = ""
+) -> PolicyDocumentChange:
+    """Make the tenant's plans and policies what ``document`` says, all or nothing; keep it as a new version.
+
+    The diff is computed by applying for real and comparing the export before and after, so what a dry run
+    shows is exactly what applying does (a dry run then rolls everything back, audit events included).
+    Policies the document leaves out are removed; plans it leaves out are left alone. Nothing changed: no
+    version.
+    """
+    try:
+        document = policy_documents.validate(document)
+    except policy_documents.DocumentError as error:
+        raise DomainError(f"Invalid policy document: {error}", code="invalid_document") from None
+    if document["tenant"] != tenant.slug:
+        raise DomainError(
+            f"This document is for tenant “{document['tenant']}”, not “{tenant.slug}”.", code="invalid_document"
+        )
+    Tenant.objects.select_for_update().filter(pk=tenant.pk).first()  # one apply at a time per tenant
+    named = {slug: set(entry.get("plans", {})) for slug, entry in document.get("publisher", {}).get("apis", {}).items()}
+    original = policy_document_of(tenant=tenant)
+    before = _named_plans_only(original, named)
+    savepoint = transaction.savepoint()
+    _apply_document(tenant, document, actor)
+    after = policy_document_of(tenant=tenant)
+    changes = policy_documents.diff(before, _named_plans_only(after, named))
+    if dry_run or not changes:
+        transaction.savepoint_rollback(savepoint)
+        return PolicyDocumentChange(changes, None)
+    transaction.savepoint_commit(savepoint)
+    last = PolicyDocumentVersion.objects.filter(tenant=tenant).order_by("-number").first()
+    if last is None:  # the first apply: keep what was there before too, so that it can be rolled back to
+        last = PolicyDocumentVersion.objects.create(
+            tenant=tenant, number=1, document=original, created_by=None, note="as it was before the first apply"
+        )
+    version = PolicyDocumentVersion.objects.create(
+        tenant=tenant,
+        number=last.number + 1,
+        document=after,
+        changes=changes,
+        created_by=actor.user,
+        note=note[:200],
+    )
+    audit_record(
+        actor=actor,
+        action="policies.applied",
+        tenant=tenant,
+        target=version,
+        details={"version": version.number, "note": note, "changes": changes[:500]},
+    )
+    return PolicyDocumentChange(changes, version)
+
+
+def policy_document_rollback(
+    *, tenant: Tenant, number: int, actor: Actor, dry_run: bool = False
+) -> PolicyDocumentChange:
+    """Apply an earlier version's document again, as a new version."""
+    version = PolicyDocumentVersion.objects.filter(tenant=tenant, number=number).first()
+    if version is None:
+        raise DomainError(f"There is no version {number} of these policies.", code="not_found", status=404)
+    return policy_document_apply(
+        tenant=tenant, document=version.document, actor=actor, dry_run=dry_run, note=f"rollback to version {number}"
+    )

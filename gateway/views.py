@@ -10,12 +10,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST
 
-from gateway import services
+from gateway import policy_documents, selectors, services
 from gateway.forms import (
     ApiCreateForm,
     ApiEditForm,
     DeploymentForm,
     PlanForm,
+    PolicyDocumentForm,
     ProviderForm,
     RouteForm,
     VersionForm,
@@ -243,3 +244,57 @@ def deployment_create(request: HttpRequest, provider_id: int) -> HttpResponse:
     else:
         messages.success(request, f"Deployment {deployment.name} added. Route an API version to it on the API's page.")
     return _providers_page(request)
+
+
+# --- policies (policy as code) -------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_view(Perm.TENANT_VIEW, post=Perm.POLICIES_MANAGE)
+def policies(request: HttpRequest) -> HttpResponse:
+    """The tenant's plans and policies as one YAML document: edit it, see the diff, then confirm; every applied
+    version is listed and can be restored (loaded into the editor, then applied like any edit)."""
+    tenant = tenant_context(request).tenant
+    versions = list(selectors.policy_document_versions(tenant=tenant)[:50])
+    current = policy_documents.to_yaml(
+        selectors.policy_document_of(tenant=tenant), versions[0].number if versions else None
+    )
+    changes: list[str] | None = None
+    status = 200
+    if request.method == "POST":
+        form = PolicyDocumentForm(request.POST)
+        if form.is_valid():
+            confirm, text, note = form.confirmed(), form.cleaned_data["document"], form.cleaned_data["note"]
+            try:
+                document = policy_documents.parse(text)
+                result = services.policy_document_apply(
+                    tenant=tenant, document=document, actor=Actor.from_request(request), dry_run=not confirm, note=note
+                )
+            except (DomainError, policy_documents.DocumentError) as error:
+                form.add_error("document", getattr(error, "message", str(error)))
+                status = 400
+            else:
+                if confirm and result.version is not None:
+                    messages.success(
+                        request, f"Applied as version {result.version.number}: {len(result.changes)} change(s)."
+                    )
+                    return redirect("tenants:policies", tenant_slug=tenant.slug)
+                if not result.changes:
+                    messages.info(request, "This document changes nothing.")
+                changes = result.changes
+                previewed = PolicyDocumentForm.digest(text) if changes else ""
+                form = PolicyDocumentForm(initial={"document": text, "note": note, "previewed": previewed})
+        else:
+            status = 400
+    else:
+        restore = request.GET.get("version", "")
+        chosen = next((v for v in versions if str(v.number) == restore), None)
+        text = policy_documents.to_yaml(chosen.document, chosen.number) if chosen else current
+        note = f"restore version {chosen.number}" if chosen else ""
+        form = PolicyDocumentForm(initial={"document": text, "note": note})
+    return render_tenant_page(
+        request,
+        "gateway/policies.html",
+        {"form": form, "changes": changes, "versions": versions, "restoring": request.GET.get("version")},
+        status=status,
+    )

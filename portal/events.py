@@ -52,12 +52,19 @@ def publish_on_commit(channel: str, message: dict[str, Any]) -> None:
     transaction.on_commit(lambda: _send(channel, message))
 
 
-def access_changed(*, key_ids: list[str] | None = None, application_ids: list[int] | None = None) -> None:
-    """Tell gateways that access changed for these keys (by public id) or every key of these applications."""
-    publish_on_commit(
-        ACCESS_CHANNEL,
-        {"event": "access_changed", "key_ids": sorted(key_ids or []), "application_ids": sorted(application_ids or [])},
-    )
+def access_changed(
+    *, key_ids: list[str] | None = None, application_ids: list[int] | None = None, everything: bool = False
+) -> None:
+    """Tell gateways that access changed for these keys (by public id), every key of these applications, or
+    (``everything``: a policy above the application level changed) every key."""
+    message: dict[str, Any] = {
+        "event": "access_changed",
+        "key_ids": sorted(key_ids or []),
+        "application_ids": sorted(application_ids or []),
+    }
+    if everything:
+        message["everything"] = True
+    publish_on_commit(ACCESS_CHANNEL, message)
 
 
 def routes_changed(*, api_ids: list[int]) -> None:

@@ -173,6 +173,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 USAGE_STREAM = env_str("GATEHOUSE_USAGE_STREAM", f"{CACHE_KEY_PREFIX}:usage")
 # Rate-limit windows live under this Redis key prefix (gateway/proxy/limits.py).
 RATE_LIMIT_PREFIX = f"{CACHE_KEY_PREFIX}:ratelimit"
+RESPONSE_CACHE_PREFIX = f"{CACHE_KEY_PREFIX}:responses"
 # Gateway workers sharing the limits: while Redis is unreachable each counts locally with limits divided by this.
 GATEHOUSE_EXPECTED_WORKERS = env_int("GATEHOUSE_EXPECTED_WORKERS", 1)
 

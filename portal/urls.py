@@ -26,6 +26,7 @@ urlpatterns = [
     ),
     path("accounts/", include(tenant_urls.account_urlpatterns)),
     path("accounts/", include("allauth.urls")),
+    path("schemas/policies.json", views.policies_schema, name="policies-schema"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("admin/", admin.site.urls),

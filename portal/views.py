@@ -146,3 +146,13 @@ def catalog_detail(request: HttpRequest, publisher_slug: str, api_slug: str) -> 
             "subscribe_tenants": subscribe_tenants,
         },
     )
+
+
+@require_GET
+def policies_schema(request: HttpRequest) -> JsonResponse:
+    """The published JSON schema of policy documents (policy as code): editors and CI can validate against it."""
+    from gateway.policy_documents import DOCUMENT_SCHEMA
+
+    response = JsonResponse(DOCUMENT_SCHEMA, json_dumps_params={"indent": 2})
+    response["Cache-Control"] = "public, max-age=3600"
+    return response

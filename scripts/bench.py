@@ -2,8 +2,9 @@
 
 ``--target gateway`` (the default) sends the same chat request, one server process each, to
   direct     nginx serving canned OpenAI / Anthropic JSON (the instant upstream; the floor),
-  gatehouse  Gatehouse under uvicorn, 1 worker: key auth, rate limits (plan limits raised far above the load:
-             checked on every call, never refusing), routing, usage events on (onto the Redis stream when
+  gatehouse  Gatehouse under uvicorn, 1 worker: key auth, policies (rate limits per subscription and tenant,
+             request/token/cost quotas reserved and settled — raised far above the load: checked on every
+             call, never refusing), routing, usage events on (onto the Redis stream when
              REDIS_URL is set, else straight into the database), upstream = that nginx,
   litellm    LiteLLM's own proxy, 1 worker, master key, no database, installed by this script into its own
              venv (.bench/litellm-venv), upstream = that nginx,
@@ -379,9 +380,16 @@ def bench_gateway(args: argparse.Namespace) -> dict[str, Any]:
         cwd=ROOT, env=env, check=True, capture_output=True, text=True,
     )  # fmt: skip
     key = json.loads(seeded.stdout)["api_key"]
-    # Rate limits stay on — the limiter's round trip is part of every measured call — but far above any load.
+    # Policies stay on — every measured call takes its rate limits and reserves (then settles) its quotas in the
+    # limiter's one round trip — but far above any load: per-minute limits per subscription and per consumer
+    # tenant, token and cost quotas on the plan, a request quota on the consumer tenant.
     unlimited = (
-        "from gateway.models import Plan; Plan.objects.update(requests_per_minute=10**9, tokens_per_minute=10**12)"
+        "from gateway.models import Plan; from gateway.services import policy_set; from tenants.models import Tenant;"
+        "from tenants.services import SYSTEM;"
+        "Plan.objects.update(requests_per_minute=10**9, tokens_per_minute=10**12, token_quota=10**15,"
+        " cost_quota_micros=10**15, quota_period='month');"
+        "policy_set(level='consumer', target=Tenant.objects.get(slug='globex'), actor=SYSTEM,"
+        " rules={'rate_limits': {'requests_per_minute': 10**9}, 'quota': {'requests': 10**12}})"
     )
     subprocess.run([*manage, "shell", "-c", unlimited], cwd=ROOT, env=env, check=True)  # noqa: S603
     litellm_config = work / "litellm.yaml"
@@ -443,7 +451,7 @@ def bench_gateway(args: argparse.Namespace) -> dict[str, Any]:
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "duration_s": args.duration,
         "usage_events": "redis stream" if env.get("REDIS_URL") else "database (embedded)",
-        "rate_limits": "on, in Redis" if env.get("REDIS_URL") else "on, in process",
+        "rate_limits": "limits, quotas and budgets on, in Redis" if env.get("REDIS_URL") else "on, in process",
         "litellm_proxy_version": LITELLM_PROXY_VERSION,
         "cpus": os.cpu_count(),
         "pinning": f"servers under test on CPU {sorted(SERVER_CPUS)}, wrk on {sorted(CLIENT_CPUS)}, upstream anywhere"

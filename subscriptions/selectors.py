@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from gateway.models import ApiVersion
-from gateway.proxy.limits import Limit, per_minute
+from gateway.models import ApiVersion, Policy
+from gateway.policies import EffectivePolicy, Layer, effective_policy, plan_rules
+from gateway.proxy.limits import Quota, held_now
 from subscriptions.models import ApiKey, Application, ChangeRequest, Subscription
 from tenants.models import Tenant
 
@@ -29,17 +31,20 @@ class ApiGrant:
     subscription_id: int
     plan_slug: str
     models: tuple[str, ...]
-    requests_per_minute: int | None
-    tokens_per_minute: int | None
-    quota_period: str
-    token_quota: int | None
-    cost_quota_micros: int | None
     # Model aliases served only by deprecated versions → their sunset (answers carry deprecation headers).
     sunsets: tuple[tuple[str, datetime | None], ...] = ()
     # Model aliases of retired versions → the alias that replaces them (answers are 410 naming it).
     retired: tuple[tuple[str, str], ...] = ()
-    # The rate limits a call through this grant counts against, with where each was set.
-    limits: tuple[Limit, ...] = ()
+    # The limits and quotas a call through this grant counts against, with where each was set
+    # (gateway/policies.py); a version with its own policy has its own here, by model alias.
+    policy: EffectivePolicy = field(default_factory=EffectivePolicy)
+    alias_policies: tuple[tuple[str, EffectivePolicy], ...] = ()
+
+    def policy_for(self, model: str) -> EffectivePolicy:
+        for alias, policy in self.alias_policies:
+            if alias == model:
+                return policy
+        return self.policy
 
     def sunset_of(self, model: str) -> tuple[bool, datetime | None]:
         for alias, sunset in self.sunsets:
@@ -61,6 +66,7 @@ class KeyAccess:
     application_slug: str
     consumer_tenant_id: int
     consumer_slug: str
+    consumer_timezone: str
     expires_at: datetime | None
     valid_until: datetime | None
     ip_allowlist: tuple[str, ...]
@@ -78,13 +84,76 @@ class KeyAccess:
         return next((g for g in self.grants if g.api_id == api_id), None)
 
 
-def _grant(subscription: Subscription) -> ApiGrant:
+class _Policies:
+    """The policies that can apply to one key's calls, loaded in one query and sorted by level."""
+
+    def __init__(self, *, application: Application, key: ApiKey | None, subscriptions: list[Subscription]) -> None:
+        apis = {s.api for s in subscriptions}
+        found = Policy.objects.filter(
+            Q(level=Policy.Level.PLATFORM)
+            | Q(level=Policy.Level.PUBLISHER, tenant_id__in={api.tenant_id for api in apis})
+            | Q(level=Policy.Level.API, api__in=apis)
+            | Q(level=Policy.Level.VERSION, version__api__in=apis)
+            | Q(level=Policy.Level.CONSUMER, tenant_id=application.tenant_id)
+            | Q(level=Policy.Level.APPLICATION, application=application)
+            | (Q(level=Policy.Level.KEY, key=key) if key is not None else Q(pk__in=[]))
+        ).select_related("tenant", "api__tenant", "version__api__tenant", "application", "key")
+        self.by_level: dict[tuple[str, int | None], Policy] = {}
+        for policy in found:
+            # Publisher-side levels may hold several policies (one per publisher, API, version); the consumer's
+            # side holds at most one per level for one key.
+            targets: dict[str, int | None] = {
+                Policy.Level.PUBLISHER: policy.tenant_id,
+                Policy.Level.API: policy.api_id,
+                Policy.Level.VERSION: policy.version_id,
+            }
+            target = targets.get(policy.level)
+            self.by_level[(policy.level, target)] = policy
+
+    def _layer(self, level: str, target: int | None) -> list[Layer]:
+        policy = self.by_level.get((level, target))
+        return [(policy.label, policy.rules)] if policy is not None else []
+
+    def consumer_layers(self) -> list[tuple[str, object, Layer]]:
+        layers: list[tuple[str, object, Layer]] = []
+        for level, scope in ((Policy.Level.CONSUMER, "tenant"), (Policy.Level.APPLICATION, "application")):
+            policy = self.by_level.get((level, None))
+            if policy is not None:
+                subject = policy.tenant_id if scope == "tenant" else policy.application_id
+                layers.append((scope, subject, (policy.label, policy.rules)))
+        key_policy = self.by_level.get((Policy.Level.KEY, None))
+        if key_policy is not None and key_policy.key is not None:
+            layers.append(("key", key_policy.key.public_id, (key_policy.label, key_policy.rules)))
+        return layers
+
+    def for_subscription(self, subscription: Subscription, version: ApiVersion | None = None) -> EffectivePolicy:
+        api, plan = subscription.api, subscription.plan
+        layers = [
+            *self._layer(Policy.Level.PLATFORM, None),
+            *self._layer(Policy.Level.PUBLISHER, api.tenant_id),
+            *self._layer(Policy.Level.API, api.pk),
+            *(self._layer(Policy.Level.VERSION, version.pk) if version is not None else []),
+            (f"plan {plan.name}", plan_rules(plan, subscription.extra_token_quota)),
+        ]
+        tenant = subscription.application.tenant
+        return effective_policy(
+            subscription_id=subscription.pk,
+            publisher_layers=layers,
+            consumer_layers=self.consumer_layers(),
+            tenant_id=tenant.pk,
+            timezone=tenant.timezone,
+        )
+
+    def versions_with_policy(self) -> set[int]:
+        return {target for (level, target) in self.by_level if level == Policy.Level.VERSION and target is not None}
+
+
+def _grant(subscription: Subscription, policies: _Policies) -> ApiGrant:
     plan, api = subscription.plan, subscription.api
     aliases = {v.model_alias for v in api.versions.all() if v.status in SERVING and v.model_alias}
     allowed = set(plan.allowed_models) or aliases
     # A prompt API is called by its own URL, never by model name: its model alias grants nothing directly.
     models = () if api.kind == "prompt" else tuple(sorted((aliases & allowed) | set(subscription.extra_models)))
-    quota = None if plan.token_quota is None else plan.token_quota + subscription.extra_token_quota
     versions = sorted(api.versions.all(), key=lambda v: v.created_at)
     published = {v.model_alias for v in versions if v.status == ApiVersion.Status.PUBLISHED}
     sunsets = tuple(
@@ -98,6 +167,12 @@ def _grant(subscription: Subscription) -> ApiGrant:
         for v in versions
         if v.status == ApiVersion.Status.RETIRED and v.model_alias and v.model_alias not in aliases and newest
     )
+    own = policies.versions_with_policy()
+    alias_policies = tuple(
+        (v.model_alias, policies.for_subscription(subscription, v))
+        for v in versions
+        if v.pk in own and v.status in SERVING and v.model_alias
+    )
     return ApiGrant(
         api_id=api.pk,
         api_slug=api.slug,
@@ -107,27 +182,18 @@ def _grant(subscription: Subscription) -> ApiGrant:
         subscription_id=subscription.pk,
         plan_slug=plan.slug,
         models=models,
-        requests_per_minute=plan.requests_per_minute,
-        tokens_per_minute=plan.tokens_per_minute,
-        quota_period=plan.quota_period,
-        token_quota=quota,
-        cost_quota_micros=plan.cost_quota_micros,
         sunsets=() if api.kind == "prompt" else sunsets,
         retired=() if api.kind == "prompt" else retired,
-        limits=subscription_limits(subscription),
+        policy=policies.for_subscription(subscription),
+        alias_policies=alias_policies,
     )
 
 
-def subscription_limits(subscription: Subscription) -> tuple[Limit, ...]:
-    """The rate limits calls through this subscription count against, with where each was set.
-
-    The gateway enforces exactly these (they ride in the key's snapshot) and the application page lists them.
-    Today: the plan's per-minute limits, counted per subscription.
-    """
-    plan = subscription.plan
-    return per_minute(
-        "subscription", subscription.pk, plan.requests_per_minute, plan.tokens_per_minute, f"plan {plan.name}"
-    )
+def subscription_policy(subscription: Subscription) -> EffectivePolicy:
+    """The limits and quotas calls through this subscription count against (without any key's own policy),
+    with where each was set — what the application page lists, computed as the gateway computes it."""
+    policies = _Policies(application=subscription.application, key=None, subscriptions=[subscription])
+    return policies.for_subscription(subscription)
 
 
 def key_access_snapshot(public_id: str) -> KeyAccess | None:
@@ -141,12 +207,14 @@ def key_access_snapshot(public_id: str) -> KeyAccess | None:
         return None
     subscriptions = (
         Subscription.objects.filter(application=key.application, state=Subscription.State.APPROVED)
-        .select_related("plan", "api__tenant")
+        .select_related("plan", "api__tenant", "application__tenant")
         .prefetch_related("api__versions")
     )
     if key.scopes:
         subscriptions = subscriptions.filter(api_id__in=key.scopes)
     application = key.application
+    approved = list(subscriptions)
+    policies = _Policies(application=application, key=key, subscriptions=approved)
     return KeyAccess(
         public_id=key.public_id,
         digest=key.digest,
@@ -154,10 +222,11 @@ def key_access_snapshot(public_id: str) -> KeyAccess | None:
         application_slug=application.slug,
         consumer_tenant_id=application.tenant_id,
         consumer_slug=application.tenant.slug,
+        consumer_timezone=application.tenant.timezone,
         expires_at=key.expires_at,
         valid_until=key.valid_until,
         ip_allowlist=tuple(key.ip_allowlist),
-        grants=tuple(_grant(s) for s in subscriptions),
+        grants=tuple(_grant(s, policies) for s in approved),
     )
 
 
@@ -207,3 +276,44 @@ def approvals_count(*, tenant: Tenant) -> int:
         subscriptions_pending_for_publisher(tenant=tenant).count()
         + change_requests_pending_for_publisher(tenant=tenant).count()
     )
+
+
+@dataclass(frozen=True)
+class QuotaStanding:
+    """A quota and where it stands in its current period (None: the counters cannot be read right now)."""
+
+    quota: Quota
+    period: str  # e.g. "20261127"
+    used: int | None
+    reserved: int | None
+
+    @property
+    def percent(self) -> int | None:
+        return None if self.used is None else min(100, self.used * 100 // max(1, self.quota.limit))
+
+
+@dataclass(frozen=True)
+class GrantLimits:
+    """For the key page: one API the key may call, and everything that limits those calls."""
+
+    grant: ApiGrant
+    policy: EffectivePolicy
+    quotas: tuple[QuotaStanding, ...]
+
+
+def key_limits(key: ApiKey) -> list[GrantLimits]:
+    """What limits a key's calls — the gateway's own snapshot of the key, so the page cannot disagree with it —
+    and how much of each quota is used this period. Empty for a revoked key."""
+    access = key_access_snapshot(key.public_id)
+    if access is None:
+        return []
+    now = time.time()
+    found = []
+    for grant in access.grants:
+        standings = []
+        for quota in grant.policy.quotas:
+            period = quota.at(now)
+            held = held_now(period)
+            standings.append(QuotaStanding(quota, period.label, *(held or (None, None))))
+        found.append(GrantLimits(grant, grant.policy, tuple(standings)))
+    return found

@@ -13,6 +13,7 @@ tenant_urlpatterns = [
     path("applications/<slug:app_slug>/", views.application, name="application"),
     path("applications/<slug:app_slug>/delete/", views.application_delete, name="application-delete"),
     path("applications/<slug:app_slug>/keys/new/", views.key_create, name="key-create"),
+    path("applications/<slug:app_slug>/keys/<int:key_id>/", views.key_detail, name="key"),
     path("applications/<slug:app_slug>/keys/<int:key_id>/rotate/", views.key_rotate, name="key-rotate"),
     path("applications/<slug:app_slug>/keys/<int:key_id>/revoke/", views.key_revoke, name="key-revoke"),
     path("subscribe/<slug:publisher_slug>/<slug:api_slug>/", views.subscribe, name="subscribe"),
@@ -29,6 +30,7 @@ tenant_urlpatterns = [
     path("apis/<slug:api_slug>/versions/<str:version>/status/", publisher.version_status, name="version-status"),
     path("apis/<slug:api_slug>/plans/", publisher.plan_create, name="plan-create"),
     path("apis/<slug:api_slug>/versions/<str:version>/routes/", publisher.route_set, name="route-set"),
+    path("policies/", publisher.policies, name="policies"),
     path("providers/", publisher.providers, name="providers"),
     path("providers/<int:provider_id>/deployments/", publisher.deployment_create, name="deployment-create"),
 ]

@@ -79,8 +79,10 @@ def application(request: HttpRequest, app_slug: str) -> HttpResponse:
         {
             "app": app,
             "subscriptions": [
-                (subscription, selectors.subscription_limits(subscription))
-                for subscription in app.subscriptions.select_related("api__tenant", "plan").order_by("-requested_at")
+                (subscription, selectors.subscription_policy(subscription))
+                for subscription in app.subscriptions.select_related(
+                    "api__tenant", "plan", "application__tenant"
+                ).order_by("-requested_at")
             ],
             "keys": app.keys.order_by("-created_at"),
             "now": timezone.now(),
@@ -134,6 +136,18 @@ def key_create(request: HttpRequest, app_slug: str) -> HttpResponse:
             return _show_key_once(request, app, key, full, "Your new API key")
     return render_tenant_page(
         request, "subscriptions/key_form.html", {"app": app, "form": form}, status=400 if form.errors else 200
+    )
+
+
+@require_GET
+@tenant_view(Perm.TENANT_VIEW)
+def key_detail(request: HttpRequest, app_slug: str, key_id: int) -> HttpResponse:
+    """ "Why was I limited?": every limit and quota a key's calls count against, who set it, and how much is used."""
+    key = _key(request, app_slug, key_id)
+    return render_tenant_page(
+        request,
+        "subscriptions/key.html",
+        {"app": key.application, "key": key, "grants": selectors.key_limits(key), "now": timezone.now()},
     )
 
 

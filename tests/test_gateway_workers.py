@@ -136,6 +136,59 @@ def test_a_limit_of_sixty_per_minute_shared_by_two_workers_admits_exactly_sixty(
     assert {a.url.port for a in answers if a.status_code == 200} == {int(u.rsplit(":", 1)[1]) for u in urls}
 
 
+BUDGETED_KEY = """
+from gateway.models import AiApi
+from gateway.services import (api_create, deployment_create, plan_create, provider_create, route_add, version_create,
+                              version_set_status)
+from subscriptions.services import api_key_create, application_create, subscription_request
+from tenants.models import Tenant
+from tenants.services import SYSTEM
+
+acme, globex = Tenant.objects.get(slug="acme"), Tenant.objects.get(slug="globex")
+api = api_create(tenant=acme, slug="slow", name="Slow", kind="chat", actor=SYSTEM, requires_approval=False)
+version = version_create(api=api, version="v1", model_alias="slow-mini", actor=SYSTEM)
+version_set_status(version=version, status="published", actor=SYSTEM)
+provider = provider_create(tenant=acme, name="slow", kind="openai_compatible", actor=SYSTEM,
+                           api_base="MOCK/latency/400/v1", credentials={"api_key": "sk-up"})
+deployment = deployment_create(provider=provider, name="slow", model="gpt-4o-mini", actor=SYSTEM)
+route_add(version=version, deployment=deployment, actor=SYSTEM)
+plan = plan_create(api=api, slug="ten-calls", name="Ten calls", actor=SYSTEM, token_quota=QUOTA, quota_period="day")
+app = application_create(tenant=globex, slug="budgeted", name="Budgeted", actor=SYSTEM)
+subscription_request(application=app, api=api, plan=plan, actor=SYSTEM)
+print(api_key_create(application=app, name="budgeted", actor=SYSTEM)[1])
+"""
+
+
+def test_a_budget_shared_by_two_workers_is_never_overspent(cluster, mock_llm_server):
+    """100 calls at once over two workers, each reserving its worst case, against a budget of exactly ten."""
+    from gateway.proxy.budgets import prompt_tokens
+
+    body = {"model": "slow-mini", "messages": CHAT["messages"], "max_tokens": 10}
+    quota = 10 * (prompt_tokens(body) + 10)
+    script = BUDGETED_KEY.replace("MOCK", mock_llm_server.url).replace("QUOTA", str(quota))
+    made = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=ROOT, env=cluster["env"], check=True, timeout=60, capture_output=True, text=True,
+    )  # fmt: skip
+    key = made.stdout.strip().splitlines()[-1]
+    urls = [url for proc, url in cluster["servers"] if proc.poll() is None]
+    assert len(urls) == 2
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=20, headers={"authorization": f"Bearer {key}"}) as client:
+            calls = [client.post(f"{urls[n % 2]}/v1/chat/completions", json=body) for n in range(100)]
+            return await asyncio.gather(*calls)
+
+    answers = asyncio.run(burst())
+
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(200) == 10, statuses  # the upstream answers in 400 ms: all 100 were in flight at once
+    assert statuses.count(429) == 90
+    assert {a.json()["error"]["code"] for a in answers if a.status_code == 429} == {"insufficient_quota"}
+    spent = sum(a.json()["usage"]["total_tokens"] for a in answers if a.status_code == 200)
+    assert spent <= quota
+
+
 def test_a_worker_shut_down_ships_every_usage_event_it_held(cluster, mock_llm_server):
     # A fresh key (the demo's was revoked above); one worker takes 60 calls and is then stopped.
     created = subprocess.run(

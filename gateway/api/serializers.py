@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from gateway.models import AiApi, ApiVersion, Plan
@@ -89,3 +91,42 @@ class ApiUpdateInput(serializers.Serializer):
 class CatalogEntryOutput(ApiOutput):
     versions = VersionOutput(many=True)
     plans = PlanOutput(many=True)
+
+
+class PolicyDocumentInput(serializers.Serializer):
+    """A policy document (gateway/policy_documents.py) as JSON in ``document`` or as YAML text in ``yaml``."""
+
+    document = serializers.JSONField(required=False, help_text="The document as JSON (schema: /schemas/policies.json).")
+    yaml = serializers.CharField(required=False, trim_whitespace=False, help_text="Or the document as YAML text.")
+    dry_run = serializers.BooleanField(required=False, default=False, help_text="Only say what would change.")
+    note = serializers.CharField(required=False, default="", max_length=200, allow_blank=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("document" in attrs) == ("yaml" in attrs):
+            raise serializers.ValidationError("Send the document either as `document` (JSON) or as `yaml` (text).")
+        return attrs
+
+
+class RollbackInput(serializers.Serializer):
+    dry_run = serializers.BooleanField(required=False, default=False)
+
+
+class PolicyDocumentOutput(serializers.Serializer):
+    version = serializers.IntegerField(allow_null=True, help_text="The latest applied version, if any.")
+    document = serializers.JSONField()
+    yaml = serializers.CharField()
+
+
+class PolicyChangeOutput(serializers.Serializer):
+    dry_run = serializers.BooleanField()
+    changes = serializers.ListField(child=serializers.CharField(), help_text="+ added, - removed, ~ changed")
+    version = serializers.IntegerField(allow_null=True, help_text="The version made (none for a dry run or no change).")
+
+
+class PolicyVersionOutput(serializers.Serializer):
+    number = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    created_by = serializers.EmailField(source="created_by.email", allow_null=True, default=None)
+    note = serializers.CharField()
+    changes = serializers.ListField(child=serializers.CharField())
+    document = serializers.JSONField()

@@ -16,4 +16,11 @@ urlpatterns = [
     path(f"{_api}/versions", views.VersionListApi.as_view(), name="version-list"),
     path(f"{_api}/versions/<str:version>/status", views.VersionStatusApi.as_view(), name="version-status"),
     path(f"{_api}/plans", views.PlanListApi.as_view(), name="plan-list"),
+    path("tenants/<slug:tenant_slug>/policies", views.PolicyDocumentApi.as_view(), name="policies"),
+    path("tenants/<slug:tenant_slug>/policies/versions", views.PolicyVersionListApi.as_view(), name="policy-versions"),
+    path(
+        "tenants/<slug:tenant_slug>/policies/versions/<int:number>/rollback",
+        views.PolicyRollbackApi.as_view(),
+        name="policy-rollback",
+    ),
 ]

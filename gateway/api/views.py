@@ -6,12 +6,12 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway import selectors, services
+from gateway import policy_documents, selectors, services
 from gateway.api.serializers import (
     ApiInput,
     ApiOutput,
@@ -19,6 +19,11 @@ from gateway.api.serializers import (
     CatalogEntryOutput,
     PlanInput,
     PlanOutput,
+    PolicyChangeOutput,
+    PolicyDocumentInput,
+    PolicyDocumentOutput,
+    PolicyVersionOutput,
+    RollbackInput,
     VersionInput,
     VersionOutput,
     VersionStatusInput,
@@ -145,3 +150,67 @@ class PlanListApi(TenantAPIView):
         data.is_valid(raise_exception=True)
         plan = services.plan_create(api=api, actor=_actor(request), **data.validated_data)
         return Response(PlanOutput(plan).data, status=status.HTTP_201_CREATED)
+
+
+# --- policy documents (policy as code) -----------------------------------------------------------------------
+
+
+def _change(result: services.PolicyDocumentChange, dry_run: bool) -> Response:
+    data = {"dry_run": dry_run, "changes": result.changes, "version": result.version.number if result.version else None}
+    return Response(PolicyChangeOutput(data).data)
+
+
+class PolicyDocumentApi(TenantAPIView):
+    """The tenant's plans and policies as one document: read it, or apply a new one (``dry_run`` for the diff)."""
+
+    permissions = {"GET": Perm.TENANT_VIEW, "POST": Perm.POLICIES_MANAGE}
+
+    @extend_schema(responses=PolicyDocumentOutput, operation_id="policies_read")
+    def get(self, request: Request, tenant_slug: str) -> Response:
+        tenant = self.tenant_ctx.tenant
+        last = selectors.policy_document_versions(tenant=tenant).first()
+        document = selectors.policy_document_of(tenant=tenant)
+        number = last.number if last else None
+        data = {"version": number, "document": document, "yaml": policy_documents.to_yaml(document, number)}
+        return Response(PolicyDocumentOutput(data).data)
+
+    @extend_schema(request=PolicyDocumentInput, responses=PolicyChangeOutput, operation_id="policies_apply")
+    def post(self, request: Request, tenant_slug: str) -> Response:
+        data = PolicyDocumentInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        try:
+            document = policy_documents.parse(fields["yaml"]) if "yaml" in fields else fields["document"]
+        except policy_documents.DocumentError as error:
+            raise ValidationError({"yaml": [str(error)]}) from None
+        result = services.policy_document_apply(
+            tenant=self.tenant_ctx.tenant,
+            document=document,
+            actor=_actor(request),
+            dry_run=fields["dry_run"],
+            note=fields["note"],
+        )
+        return _change(result, fields["dry_run"])
+
+
+class PolicyVersionListApi(TenantAPIView):
+    permissions = {"GET": Perm.TENANT_VIEW}
+
+    @extend_schema(responses=PolicyVersionOutput(many=True), operation_id="policy_versions_list")
+    def get(self, request: Request, tenant_slug: str) -> Response:
+        versions = selectors.policy_document_versions(tenant=self.tenant_ctx.tenant)
+        return Response(PolicyVersionOutput(versions, many=True).data)
+
+
+class PolicyRollbackApi(TenantAPIView):
+    permissions = {"POST": Perm.POLICIES_MANAGE}
+
+    @extend_schema(request=RollbackInput, responses=PolicyChangeOutput, operation_id="policies_rollback")
+    def post(self, request: Request, tenant_slug: str, number: int) -> Response:
+        data = RollbackInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        dry_run = data.validated_data["dry_run"]
+        result = services.policy_document_rollback(
+            tenant=self.tenant_ctx.tenant, number=number, actor=_actor(request), dry_run=dry_run
+        )
+        return _change(result, dry_run)

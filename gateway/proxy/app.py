@@ -21,7 +21,8 @@ from typing import Any
 from django.conf import settings
 
 from gateway import prompts
-from gateway.proxy import limits, routing, translate, upstream, usage
+from gateway.policies import EffectivePolicy
+from gateway.proxy import budgets, cache, limits, routing, translate, upstream, usage
 from gateway.proxy.errors import GatewayError, bad_request, invalid_key
 from gateway.proxy.snapshot import AccessCache, Target
 from portal import events
@@ -70,6 +71,7 @@ async def close() -> None:
     global _client
     await usage.RECORDER.close()
     await limits.LIMITER.close()
+    await cache.CACHE.close()
     if _client is not None:
         await _client.close()
         _client = None
@@ -225,15 +227,9 @@ async def _admit(exchange: Exchange, candidates: list[Target], start: int, takes
                 exchange.admitted = decision
                 exchange.notice |= decision.headers()
             return index
-        if decision.blocked_by is None or decision.blocked_by.scope != "deployment":
-            metric = decision.blocked_by.metric if decision.blocked_by else "requests"
-            raise GatewayError(
-                429,
-                limits.retry_after_message(decision),
-                type_=metric,
-                code="rate_limit_exceeded",
-                headers=decision.headers(),
-            )
+        blocked = decision.blocked_by
+        if decision.unavailable or not isinstance(blocked, limits.Limit) or blocked.scope != "deployment":
+            raise _refusal(decision)
         waits.append(decision.retry_after)
     raise GatewayError(
         429,
@@ -244,13 +240,60 @@ async def _admit(exchange: Exchange, candidates: list[Target], start: int, takes
     )
 
 
-def _count_tokens(exchange: Exchange, grant: ApiGrant) -> None:
+def _refusal(decision: limits.Decision) -> GatewayError:
+    """The error for a call its own limits or quotas refused (a full deployment is passed over instead)."""
+    if decision.unavailable:
+        return GatewayError(
+            503,
+            "Gatehouse cannot check this call's quota right now, and does not spend without checking. Try again"
+            " shortly.",
+            type_="api_error",
+            code="quota_unavailable",
+            headers={"retry-after": "1"},
+        )
+    if isinstance(decision.blocked_by, limits.PeriodQuota):
+        return _quota_exhausted(decision)
+    metric = decision.blocked_by.metric if decision.blocked_by else "requests"
+    return GatewayError(
+        429, limits.retry_after_message(decision), type_=metric, code="rate_limit_exceeded", headers=decision.headers()
+    )
+
+
+def _quota_exhausted(decision: limits.Decision) -> GatewayError:
+    quota = decision.blocked_by
+    assert isinstance(quota, limits.PeriodQuota)
+    q = quota.quota
+    amount = q.amount
+    where = f" (set by {q.source})" if q.source else ""
+    if decision.retry_after == 0:
+        message = (
+            f"This request's worst case (its prompt and max_tokens) is larger than the whole {q.scope} quota of"
+            f" {amount} per {q.period}{where}. Ask for fewer tokens."
+        )
+    else:
+        message = (
+            f"You exceeded the {q.scope} quota of {amount} per {q.period}{where}. It renews in"
+            f" {_duration(decision.retry_after)}; ask for more in the developer portal."
+        )
+    headers = {"retry-after": str(decision.retry_after)} if decision.retry_after else {}
+    return GatewayError(429, message, type_="insufficient_quota", code="insufficient_quota", headers=headers)
+
+
+def _duration(seconds: int) -> str:
+    if seconds >= 86_400:
+        return f"{seconds // 86_400} d {seconds % 86_400 // 3600} h"
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{max(1, seconds // 60)} min"
+
+
+def _count_tokens(exchange: Exchange, policy: EffectivePolicy) -> None:
     """After the call: its real tokens count against the tokens-per-minute limits it was admitted under."""
     record = exchange.record
     used = record.prompt_tokens + record.completion_tokens
     if not used or exchange.admitted is None:
         return
-    counted = [limit for limit in grant.limits if limit.metric == "tokens"]
+    counted = [limit for limit in policy.limits if limit.metric == "tokens"]
     if exchange.target is not None:
         counted += [limit for limit in exchange.target.limits if limit.metric == "tokens"]
     if counted:
@@ -327,14 +370,160 @@ class Exchange:
         self.deltas = 0  # content chunks streamed: the completion estimate when no usage arrives
         self.admitted: limits.Decision | None = None  # the rate-limit decision that let the call through
         self.target: Target | None = None  # the deployment being (or last) tried
+        self.reservation: budgets.Reservation | None = None  # what the call holds from its quotas
+        self.metered = False  # a stream whose tokens are counted as they pass (a tokens or cost quota applies)
+        self.no_cache = False  # the client sent cache-control: no-cache
+        self.cache_key: str | None = None  # where its answer is cached (when a policy caches it)
+        self.cache_ttl = 0
 
 
 async def _route(exchange: Exchange, targets: tuple[Target, ...], sticky: str, grant: ApiGrant) -> None:
-    """Admit the call under its limits, try its deployments in order, and count its tokens when it is over."""
+    """Admit the call under its limits and quotas, try its deployments in order, and when it is over count its
+    tokens and settle its reservation — whatever happened."""
+    policy = grant.policy_for(exchange.alias)
+    targets = _admissible(exchange, policy, targets)
+    if policy.cache_ttl is not None and cache.is_deterministic(exchange.path, exchange.body):
+        tenant = exchange.record.tenant_id or 0
+        exchange.cache_key = cache.key_for(tenant, grant.api_id, exchange.alias, exchange.path, exchange.body)
+        exchange.cache_ttl = policy.cache_ttl
+        cached = None if exchange.no_cache else await cache.CACHE.get(exchange.cache_key)
+        if cached is not None:
+            await _answer_from_cache(exchange, policy, cached)
+            return
+        exchange.notice["x-gatehouse-cache"] = "miss"
+    completes = exchange.path == "/chat/completions"
+    if completes:
+        budgets.requested_max_tokens(exchange.body)  # a nonsensical max_tokens is a 400 for everyone
+    reservation = exchange.reservation = budgets.reservation_for(policy, exchange.body, targets, completes=completes)
+    takes = limits.takes_for(policy.limits, exchange.body)
+    if reservation is not None:
+        takes += reservation.takes()
+        exchange.metered = exchange.stream and policy.spends
+        if completes and policy.spends and not exchange.stream and budgets.requested_max_tokens(exchange.body) is None:
+            exchange.body = {**exchange.body, "max_tokens": reservation.completion_tokens}  # capped where paid up to
     try:
-        await _try_deployments(exchange, targets, sticky, limits.takes_for(grant.limits, exchange.body))
+        await _try_deployments(exchange, targets, sticky, takes)
     finally:
-        _count_tokens(exchange, grant)
+        _count_tokens(exchange, policy)
+        _settle(exchange)
+
+
+async def _answer_from_cache(exchange: Exchange, policy: EffectivePolicy, answer: bytes) -> None:
+    """A cached answer: it counts as a request (limits and request quotas), never as tokens or money."""
+    takes = [take for take in limits.takes_for(policy.limits, exchange.body) if take.limit.metric == "requests"]
+    now = time.time()
+    takes += [limits.Take(q.at(now), 1, 1) for q in policy.quotas if q.metric == "requests"]
+    decision = await limits.LIMITER.take(takes)
+    if not decision.allowed:
+        raise _refusal(decision)
+    call_id = exchange.request_id + ":" + exchange.record.started_at.isoformat()
+    limits.LIMITER.settle(
+        [limits.Settlement(t.limit, 1, 1, call_id) for t in takes if isinstance(t.limit, limits.PeriodQuota)]
+    )
+    exchange.record.status, exchange.record.cache_hit = 200, True
+    headers = {**exchange.notice, **decision.headers(), "x-gatehouse-cache": "hit"}
+    await _send_json(exchange.send, 200, answer, exchange.request_id, headers)
+
+
+def _admissible(exchange: Exchange, policy: EffectivePolicy, targets: tuple[Target, ...]) -> tuple[Target, ...]:
+    """Access rules: where the call may come from, when, and which deployments it may go to (data residency).
+    Returns the deployments it may use."""
+    if policy.access:
+        try:
+            address = ipaddress.ip_address(exchange.record.client_ip)
+        except ValueError:
+            address = None
+        now = time.time()
+        for rule in policy.access:
+            if rule.refuses_address(address):
+                raise GatewayError(
+                    403,
+                    f"Calls from this address are not allowed (set by {rule.source}).",
+                    type_="permission_denied",
+                    code="ip_not_allowed",
+                )
+            if rule.refuses_time(now):
+                raise GatewayError(
+                    403,
+                    f"Calls are allowed {rule.describe_hours()} only (set by {rule.source}).",
+                    type_="permission_denied",
+                    code="outside_allowed_hours",
+                )
+    if policy.regions is None:
+        return targets
+    allowed = tuple(t for t in targets if t.region in policy.regions)
+    if targets and not allowed:
+        raise GatewayError(
+            403,
+            f"`{exchange.alias}` is not served in the regions this call may use ({', '.join(sorted(policy.regions))};"
+            f" set by {policy.regions_source}).",
+            type_="permission_denied",
+            code="region_not_allowed",
+        )
+    return allowed
+
+
+def _settle(exchange: Exchange) -> None:
+    reservation, record = exchange.reservation, exchange.record
+    if reservation is None or exchange.admitted is None:
+        return  # refused on the way in: nothing was reserved
+    limits.LIMITER.settle(
+        reservation.settlements(
+            answered=record.status in (200, 499),
+            prompt=record.prompt_tokens,
+            completion=record.completion_tokens,
+            cost=record.cost_micros(),
+            call_id=exchange.request_id + ":" + record.started_at.isoformat(),
+        )
+    )
+
+
+async def _metered(exchange: Exchange, tokens: int) -> bool:
+    """A stream passes ``tokens`` more: grow its reservation when they do not fit (a step ahead if the quota
+    allows, else just these); False when the quota cannot cover them."""
+    reservation = exchange.reservation
+    assert reservation is not None
+    shortfall = reservation.streamed + tokens - reservation.completion_tokens
+    if shortfall > 0:
+        for size in dict.fromkeys((max(shortfall, reservation.step), shortfall)):
+            takes = reservation.growth(size)
+            if (await limits.LIMITER.take(takes)).allowed:
+                reservation.grew(takes, size)
+                break
+        else:
+            return False
+    reservation.streamed += tokens
+    return True
+
+
+def _cut(exchange: Exchange) -> bytes:
+    """The end of a stream whose quota ran out: an error chunk in OpenAI's format, then [DONE]. The call is
+    settled at what was streamed."""
+    reservation, record = exchange.reservation, exchange.record
+    assert reservation is not None
+    record.error_code = "insufficient_quota"
+    record.usage_is_estimated = True
+    record.prompt_tokens, record.completion_tokens = reservation.prompt_tokens, reservation.streamed
+    error = GatewayError(
+        429,
+        "The stream was stopped: the quota ran out before the answer ended. Ask for more in the developer portal.",
+        type_="insufficient_quota",
+        code="insufficient_quota",
+    )
+    return b"data: " + error.body() + b"\n\ndata: [DONE]\n\n"
+
+
+def _delta_tokens(data: Any) -> int:
+    """The tokens of a streamed chunk's delta (its text and any tool-call arguments), counted offline."""
+    if not isinstance(data, dict):
+        return 0
+    total = 0
+    for choice in data.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict):
+            total += sum(budgets.count_tokens(text) for text in budgets.texts(delta.get("content")))
+            total += sum(budgets.count_tokens(text) for text in budgets.texts(delta.get("tool_calls")))
+    return total
 
 
 async def _try_deployments(
@@ -424,7 +613,10 @@ async def _answer(exchange: Exchange, answer: dict[str, Any]) -> None:
     answer["model"] = exchange.alias  # the alias the client asked for, not the deployment's model
     exchange.record.take_usage(answer.get("usage"))
     exchange.record.status = 200
-    await _send_json(exchange.send, 200, json.dumps(answer).encode(), exchange.request_id, exchange.notice)
+    body = json.dumps(answer).encode()
+    await _send_json(exchange.send, 200, body, exchange.request_id, exchange.notice)
+    if exchange.cache_key is not None:  # the client has its answer: storing it delays nobody
+        await cache.CACHE.put(exchange.cache_key, body, exchange.cache_ttl)
 
 
 async def _passed_events(exchange: Exchange, target: Target, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -436,7 +628,7 @@ async def _passed_events(exchange: Exchange, target: Target, chunks: AsyncIterat
     async for chunk in chunks:
         pending += chunk.replace(b"\r\n", b"\n")
         *complete, pending = pending.split(b"\n\n")
-        out = []
+        out: list[bytes] = []
         for event in complete:
             if b'"usage"' in event and b'"usage":null' not in event and b'"usage": null' not in event:
                 try:
@@ -448,6 +640,14 @@ async def _passed_events(exchange: Exchange, target: Target, chunks: AsyncIterat
                     continue
             elif b'"delta"' in event:
                 exchange.deltas += 1
+                if exchange.metered:
+                    try:
+                        data = json.loads(event[event.index(b"data:") + 5 :])
+                    except ValueError:
+                        data = None
+                    if not await _metered(exchange, _delta_tokens(data)):
+                        yield b"".join(out) + _cut(exchange)
+                        return
             out.append(event.replace(b'"model":' + upstream_model, b'"model":' + alias) + b"\n\n")
         if out:
             yield b"".join(out)
@@ -462,6 +662,9 @@ async def _translated_events(exchange: Exchange, chunks: AsyncIterator[dict[str,
                 continue
             chunk.pop("usage")
         exchange.deltas += 1
+        if exchange.metered and not await _metered(exchange, _delta_tokens(chunk)):
+            yield _cut(exchange)
+            return
         chunk["model"] = exchange.alias
         yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
     yield b"data: [DONE]\n\n"
@@ -512,10 +715,14 @@ async def _stream(exchange: Exchange, events: AsyncIterator[bytes]) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await pumping
     record.status, record.error_code = 499, "client_disconnected"  # nginx's code for "the client closed first"
-    if not record.prompt_tokens:
+    if not record.prompt_tokens:  # the provider's usage never came: what was counted on the way
         record.usage_is_estimated = True
-        record.prompt_tokens = max(1, len(json.dumps(exchange.body.get("messages", ""))) // 4)
-        record.completion_tokens = exchange.deltas
+        if exchange.metered and exchange.reservation is not None:
+            record.prompt_tokens = exchange.reservation.prompt_tokens
+            record.completion_tokens = exchange.reservation.streamed
+        else:
+            record.prompt_tokens = max(1, len(json.dumps(exchange.body.get("messages", ""))) // 4)
+            record.completion_tokens = exchange.deltas
 
 
 async def _proxy(
@@ -527,6 +734,7 @@ async def _proxy(
     receive: Receive,
     request_id: str,
     record: usage.CallRecord,
+    no_cache: bool = False,
 ) -> None:
     model = body.get("model")
     record.model = model if isinstance(model, str) else ""
@@ -536,6 +744,7 @@ async def _proxy(
     table = await CACHE.table(grant.api_id)
     notice = _deprecation_headers(sunset) if deprecated else {}
     exchange = Exchange(path, body, body["model"], send, receive, request_id, record, notice)
+    exchange.no_cache = no_cache
     await _route(exchange, table.for_alias(body["model"]), sticky=access.public_id, grant=grant)
 
 
@@ -547,6 +756,7 @@ async def _prompt(
     receive: Receive,
     request_id: str,
     record: usage.CallRecord,
+    no_cache: bool = False,
 ) -> None:
     publisher, api_slug, version = match[1], match[2], match[3]
     grant = await _prompt_grant(access, publisher, api_slug)
@@ -573,6 +783,7 @@ async def _prompt(
     record.model = prompt.model_alias
     notice = _deprecation_headers(prompt.sunset_at) if prompt.deprecated else {}
     exchange = Exchange("/chat/completions", chat, prompt.model_alias, send, receive, request_id, record, notice)
+    exchange.no_cache = no_cache
     await _route(exchange, table.for_alias(prompt.model_alias), sticky=access.public_id, grant=grant)
 
 
@@ -585,6 +796,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     headers = _headers(scope)
     request_id = request_id_for(headers.get("x-request-id"))
     method, path = scope["method"], scope["path"]
+    client_ip = (scope.get("client") or ("",))[0]
+    no_cache = "no-cache" in headers.get("cache-control", "").lower()
     started = False
     record: usage.CallRecord | None = None
 
@@ -599,18 +812,19 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             await _models(await _authenticate(headers, scope, None), tracking_send, request_id)
         elif method == "POST" and path in ENDPOINTS:
             kind, upstream_path = ENDPOINTS[path]
-            record = usage.new_record(request_id, kind)
+            record = usage.new_record(request_id, kind, client_ip)
             access = await _authenticate(headers, scope, record)
             body = await _read_json(receive)
             if kind == "chat" and (not isinstance(body.get("messages"), list) or not body["messages"]):
                 raise bad_request("'messages' must be a non-empty list.", param="messages")
             if kind == "embeddings" and "input" not in body:
                 raise bad_request("You must provide an input parameter.", param="input")
-            await _proxy(upstream_path, kind, access, body, tracking_send, receive, request_id, record)
+            await _proxy(upstream_path, kind, access, body, tracking_send, receive, request_id, record, no_cache)
         elif method == "POST" and prompt is not None:
-            record = usage.new_record(request_id, "prompt")
+            record = usage.new_record(request_id, "prompt", client_ip)
             access = await _authenticate(headers, scope, record)
-            await _prompt(prompt, access, await _read_json(receive), tracking_send, receive, request_id, record)
+            body = await _read_json(receive)
+            await _prompt(prompt, access, body, tracking_send, receive, request_id, record, no_cache)
         elif path in ENDPOINTS or path == "/v1/models" or prompt is not None:
             raise GatewayError(405, f"{method} is not allowed here.", code="method_not_allowed")
         else:

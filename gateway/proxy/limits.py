@@ -17,9 +17,17 @@ Tokens are checked before the call with the prompt's estimated size and consumed
 (``add``, batched: one pipelined write every 50 ms for all calls that ended meanwhile), as OpenAI's own
 tokens-per-minute limits behave. A call therefore costs one Redis round trip on its way in.
 
-Without Redis (the embedded mode) the same windows live in process memory. If Redis becomes unreachable, each
+**Quotas and budgets** (requests, tokens, cost per calendar day or month) ride in the same script: each is a
+Redis hash ``{used, reserved}`` for one period. Before a call its worst case is *reserved* (admitted only if
+``used + reserved + worst case`` fits the quota plus its grace); after the call ``settle`` releases the
+reservation and adds what was really used — also when the call failed or the client left. Parallel calls can
+therefore never overspend: each one holds its worst case until it knows better (see gateway/policies.py for
+how the worst case is computed, and app.py for the stream that grows its reservation as it flows).
+
+Without Redis (the embedded mode) the same counters live in process memory. If Redis becomes unreachable, each
 worker falls back to local windows with the limits divided by ``GATEHOUSE_EXPECTED_WORKERS`` and logs an alert
-once per outage; Redis is tried again after ``REDIS_RETRY_SECONDS``.
+once per outage; Redis is tried again after ``REDIS_RETRY_SECONDS``. Quotas **fail closed** meanwhile: a call
+that would spend from a quota is refused (503), because money is never spent blind.
 """
 
 from __future__ import annotations
@@ -30,8 +38,11 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import redis as sync_redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
@@ -57,6 +68,10 @@ class Limit:
     def counter(self) -> str:
         return f"{self.scope}:{self.subject}:{self.metric}:{self.window_seconds}"
 
+    def describe(self) -> str:
+        per = "min" if self.window_seconds == 60 else f"{self.window_seconds} s"
+        return f"{self.limit:,} {self.metric}/{per} per {self.scope}"
+
 
 def per_minute(scope: str, subject: object, requests: int | None, tokens: int | None, source: str) -> tuple[Limit, ...]:
     """The requests/tokens-per-minute limits of one subject (empty or zero: no limit)."""
@@ -68,28 +83,118 @@ def per_minute(scope: str, subject: object, requests: int | None, tokens: int | 
 
 
 @dataclass(frozen=True)
-class Take:
-    """What a call asks of one limit: ``need`` must fit now, ``consume`` is taken at once if admitted."""
+class Quota:
+    """``limit`` units of ``metric`` (requests, tokens, or cost in micro-USD) per calendar ``period`` ("day" or
+    "month", in ``timezone``) for one subject; calls may go ``grace_percent`` beyond it before they are refused.
+    ``alert_at`` are the percentages of ``limit`` whose crossing emits an alert event (once per period)."""
 
-    limit: Limit
+    scope: str  # "subscription", "application", "tenant", "key"
+    subject: str
+    metric: str  # "requests", "tokens" or "cost"
+    limit: int
+    period: str = "month"
+    timezone: str = "UTC"
+    grace_percent: int = 0
+    alert_at: tuple[int, ...] = (50, 80, 100)
+    source: str = ""
+    tenant_id: int = 0  # the consumer tenant its alerts go to
+
+    @property
+    def amount(self) -> str:
+        """The quota as people say it: "$50.00" or "1,000,000 tokens"."""
+        return f"${self.limit / 1_000_000:,.2f}" if self.metric == "cost" else f"{self.limit:,} {self.metric}"
+
+    def describe(self) -> str:
+        grace = f" (+{self.grace_percent}% grace)" if self.grace_percent else ""
+        return f"{self.amount} per {self.period}{grace} per {self.scope}"
+
+    @property
+    def allowed(self) -> int:
+        """What may really be spent: the quota and its grace."""
+        return self.limit + self.limit * self.grace_percent // 100
+
+    def at(self, now: float) -> PeriodQuota:
+        """This quota's counter for the period holding ``now`` (a Unix time)."""
+        local = datetime.fromtimestamp(now, ZoneInfo(self.timezone))
+        if self.period == "day":
+            start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+            label = start.strftime("%Y%m%d")
+            # A day is not always 86,400 s (DST): the next midnight by the calendar.
+            following = (start + timedelta(days=1, hours=12)).replace(hour=0)
+            end = following.timestamp()
+        else:
+            start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            label = start.strftime("%Y%m")
+            year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
+            end = start.replace(year=year, month=month).timestamp()
+        return PeriodQuota(self, label, max(1, math.ceil(end - now)))
+
+
+@dataclass(frozen=True)
+class PeriodQuota:
+    """A quota's counter in one period: what a call reserves from and settles to."""
+
+    quota: Quota
+    label: str  # e.g. "20261127" or "202611"
+    seconds_left: int  # until the period ends (the retry-after of a refusal)
+
+    @property
+    def counter(self) -> str:
+        q = self.quota
+        return f"quota:{q.scope}:{q.subject}:{q.metric}:{q.period}:{self.label}"
+
+    @property
+    def limit(self) -> int:
+        return self.quota.allowed
+
+    @property
+    def window_seconds(self) -> int:
+        return self.seconds_left
+
+    @property
+    def metric(self) -> str:
+        return self.quota.metric
+
+    @property
+    def scope(self) -> str:
+        return self.quota.scope
+
+    @property
+    def source(self) -> str:
+        return self.quota.source
+
+
+@dataclass(frozen=True)
+class Take:
+    """What a call asks of one counter: ``need`` must fit now, ``consume`` is taken at once if admitted.
+
+    For a rate limit ``consume`` is counted in the window; for a quota it is reserved until ``settle``.
+    """
+
+    limit: Limit | PeriodQuota
     need: int
     consume: int
+
+    @property
+    def is_quota(self) -> bool:
+        return isinstance(self.limit, PeriodQuota)
 
 
 @dataclass(frozen=True)
 class State:
-    limit: Limit
-    used: int  # in the window, after this call if admitted
-    reset_seconds: int  # until the oldest amount leaves the window
+    limit: Limit | PeriodQuota
+    used: int  # in the window (a quota: in the period, reservations included), after this call if admitted
+    reset_seconds: int  # until the oldest amount leaves the window (a quota: until the period ends)
 
 
 @dataclass
 class Decision:
     allowed: bool
     retry_after: int = 0
-    blocked_by: Limit | None = None
+    blocked_by: Limit | PeriodQuota | None = None
     states: list[State] = field(default_factory=list)
     second: int = 0  # the bucket this call was counted in (``add`` settles tokens there)
+    unavailable: bool = False  # refused because a quota could not be checked (Redis away): fail closed
 
     def headers(self) -> dict[str, str]:
         """OpenAI's ``x-ratelimit-*`` headers, for the consumer's tightest requests and tokens limits.
@@ -98,7 +203,11 @@ class Decision:
         """
         headers: dict[str, str] = {}
         for metric in ("requests", "tokens"):
-            states = [s for s in self.states if s.limit.metric == metric and s.limit.scope != "deployment"]
+            states = [
+                s
+                for s in self.states
+                if isinstance(s.limit, Limit) and s.limit.metric == metric and s.limit.scope != "deployment"
+            ]
             if not states:
                 continue
             tightest = min(states, key=lambda s: s.limit.limit - s.used)
@@ -110,51 +219,66 @@ class Decision:
         return headers
 
 
-# KEYS: one hash per counter. ARGV: for each counter, its limit, need, consume and window (seconds).
-# Returns {admitted (1/0), retry_after, now, used_1, oldest_1, used_2, oldest_2, …}.
+# KEYS: one hash per counter. ARGV: for each counter its kind (0: a rate-limit window, 1: a quota), limit, need,
+# consume and window (for a quota: the seconds left in its period).
+# Returns {admitted (1/0), retry_after, now, used_1, oldest_1, used_2, oldest_2, …}; a quota's "used" counts its
+# outstanding reservations too.
 TAKE_SCRIPT = """
 local now = tonumber(redis.call('TIME')[1])
 local admitted, retry_after = 1, 0
 local used, oldest = {}, {}
 for i = 1, #KEYS do
-  local base = (i - 1) * 4
-  local limit, need, window = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), tonumber(ARGV[base + 4])
-  local first = now - window + 1
-  local flat = redis.call('HGETALL', KEYS[i])
-  local total, seconds, amounts, stale = 0, {}, {}, {}
-  for j = 1, #flat, 2 do
-    local second = tonumber(flat[j])
-    if second < first then
-      stale[#stale + 1] = flat[j]
-    else
-      local amount = tonumber(flat[j + 1])
-      total = total + amount
-      seconds[#seconds + 1] = second
-      amounts[second] = (amounts[second] or 0) + amount
+  local base = (i - 1) * 5
+  local kind, limit, need = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
+  local window = tonumber(ARGV[base + 5])
+  if kind == 1 then
+    local held = redis.call('HMGET', KEYS[i], 'used', 'reserved')
+    used[i], oldest[i] = (tonumber(held[1]) or 0) + math.max(0, tonumber(held[2]) or 0), now
+    if used[i] + need > limit then
+      admitted = 0
+      if window > retry_after then retry_after = window end
     end
-  end
-  if #stale > 0 then redis.call('HDEL', KEYS[i], unpack(stale)) end
-  table.sort(seconds)
-  used[i], oldest[i] = total, seconds[1] or now
-  if total + need > limit then
-    admitted = 0
-    local left, wait = total, window
-    for _, second in ipairs(seconds) do
-      left = left - amounts[second]
-      if left + need <= limit then wait = second + window - now; break end
+  else
+    local first = now - window + 1
+    local flat = redis.call('HGETALL', KEYS[i])
+    local total, seconds, amounts, stale = 0, {}, {}, {}
+    for j = 1, #flat, 2 do
+      local second = tonumber(flat[j])
+      if second < first then
+        stale[#stale + 1] = flat[j]
+      else
+        local amount = tonumber(flat[j + 1])
+        total = total + amount
+        seconds[#seconds + 1] = second
+        amounts[second] = (amounts[second] or 0) + amount
+      end
     end
-    if wait > retry_after then retry_after = wait end
+    if #stale > 0 then redis.call('HDEL', KEYS[i], unpack(stale)) end
+    table.sort(seconds)
+    used[i], oldest[i] = total, seconds[1] or now
+    if total + need > limit then
+      admitted = 0
+      local left, wait = total, window
+      for _, second in ipairs(seconds) do
+        left = left - amounts[second]
+        if left + need <= limit then wait = second + window - now; break end
+      end
+      if wait > retry_after then retry_after = wait end
+    end
   end
 end
 if admitted == 1 then
   for i = 1, #KEYS do
-    local base = (i - 1) * 4
-    local consume, window = tonumber(ARGV[base + 3]), tonumber(ARGV[base + 4])
-    if consume > 0 then
-      redis.call('HINCRBY', KEYS[i], now, consume)
-      used[i] = used[i] + consume
+    local base = (i - 1) * 5
+    local kind, consume, window = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 4]), tonumber(ARGV[base + 5])
+    if kind == 1 then
+      if consume > 0 then redis.call('HINCRBY', KEYS[i], 'reserved', consume) end
+      redis.call('EXPIRE', KEYS[i], window + 86400)
+    else
+      if consume > 0 then redis.call('HINCRBY', KEYS[i], now, consume) end
+      redis.call('EXPIRE', KEYS[i], window + 1)
     end
-    redis.call('EXPIRE', KEYS[i], window + 1)
+    used[i] = used[i] + consume
   end
 end
 local result = {admitted, retry_after, now}
@@ -165,13 +289,42 @@ end
 return result
 """
 
+# KEYS[1]: a quota's hash; KEYS[2]: this call's settlement guard (a settlement written twice counts once).
+# ARGV: the reservation to release, what was really used, the seconds left in the period, then pairs of
+# (percent, amount) alert thresholds. Returns {applied (1/0), used after, the percents crossed now…}; a crossed
+# threshold is returned once per period, whichever worker's settlement crossed it.
+SETTLE_SCRIPT = """
+local ttl = tonumber(ARGV[3]) + 86400
+if not redis.call('SET', KEYS[2], 1, 'NX', 'EX', ttl) then
+  return {0, tonumber(redis.call('HGET', KEYS[1], 'used') or '0')}
+end
+local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0')
+-- never below zero: a reservation lost with a restarted Redis is not released twice
+redis.call('HSET', KEYS[1], 'reserved', math.max(0, reserved - tonumber(ARGV[1])))
+local spent = tonumber(ARGV[2])
+local used = redis.call('HINCRBY', KEYS[1], 'used', spent)
+redis.call('EXPIRE', KEYS[1], ttl)
+local result = {1, used}
+for i = 4, #ARGV, 2 do
+  local amount = tonumber(ARGV[i + 1])
+  if used - spent < amount and amount <= used then
+    if redis.call('SET', KEYS[1] .. ':alert:' .. ARGV[i], 1, 'NX', 'EX', ttl) then
+      result[#result + 1] = tonumber(ARGV[i])
+    end
+  end
+end
+return result
+"""
+
 
 class LocalWindows:
-    """The same windows in this process's memory (embedded mode, and the fallback while Redis is away)."""
+    """The same counters in this process's memory: the embedded mode's, and the rate limits' fallback while Redis
+    is away (quotas then fail closed instead: ``Limiter`` never brings them here when Redis is configured)."""
 
     def __init__(self, divisor: int = 1) -> None:
         self.divisor = max(1, divisor)
         self._buckets: dict[str, dict[int, int]] = {}
+        self._quotas: dict[str, list[int]] = {}  # counter → [used, reserved]
 
     def _limit(self, limit: Limit) -> int:
         return max(1, limit.limit // self.divisor)
@@ -179,14 +332,20 @@ class LocalWindows:
     def take(self, takes: Sequence[Take], now: int | None = None) -> Decision:
         now = int(time.time()) if now is None else now
         admitted, retry_after = True, 0
-        windows: list[dict[int, int]] = []
+        states: list[tuple[Limit | PeriodQuota, int, int]] = []
         for take in takes:
+            if isinstance(take.limit, PeriodQuota):
+                used, reserved = self._quotas.get(take.limit.counter, (0, 0))
+                states.append((take.limit, used + reserved, now))
+                if used + reserved + take.need > take.limit.limit:
+                    admitted, retry_after = False, max(retry_after, take.limit.seconds_left)
+                continue
             window = self._buckets.setdefault(take.limit.counter, {})
             first = now - take.limit.window_seconds + 1
             for second in [s for s in window if s < first]:
                 del window[second]
-            windows.append(window)
             total, limit = sum(window.values()), self._limit(take.limit)
+            states.append((_scaled(take.limit, limit), total, min(window, default=now)))
             if total + take.need > limit:
                 admitted = False
                 left, wait = total, take.limit.window_seconds
@@ -197,23 +356,27 @@ class LocalWindows:
                         break
                 retry_after = max(retry_after, wait)
         if admitted:
-            for take, window in zip(takes, windows, strict=True):
-                if take.consume > 0:
+            for index, take in enumerate(takes):
+                if take.consume <= 0:
+                    continue
+                if isinstance(take.limit, PeriodQuota):
+                    self._quotas.setdefault(take.limit.counter, [0, 0])[1] += take.consume
+                else:
+                    window = self._buckets[take.limit.counter]
                     window[now] = window.get(now, 0) + take.consume
-        return _decision(
-            takes,
-            admitted,
-            retry_after,
-            now,
-            [
-                (_scaled(take.limit, self._limit(take.limit)), sum(w.values()), min(w, default=now))
-                for take, w in zip(takes, windows, strict=True)
-            ],
-        )
+                applied, used, oldest = states[index]
+                states[index] = (applied, used + take.consume, oldest)
+        return _decision(takes, admitted, retry_after, now, states)
 
     def add(self, limit: Limit, second: int, amount: int) -> None:
         window = self._buckets.setdefault(limit.counter, {})
         window[second] = window.get(second, 0) + amount  # a second already out of the window is purged by take
+
+    def settle(self, quota: PeriodQuota, reserved: int, used: int) -> int:
+        held = self._quotas.setdefault(quota.counter, [0, 0])
+        held[1] = max(0, held[1] - reserved)
+        held[0] += used
+        return held[0]
 
 
 def _scaled(limit: Limit, value: int) -> Limit:
@@ -223,13 +386,18 @@ def _scaled(limit: Limit, value: int) -> Limit:
 
 
 def _decision(
-    takes: Sequence[Take], admitted: bool, retry_after: int, now: int, states: list[tuple[Limit, int, int]]
+    takes: Sequence[Take],
+    admitted: bool,
+    retry_after: int,
+    now: int,
+    states: list[tuple[Limit | PeriodQuota, int, int]],
 ) -> Decision:
     """``states``: per take, the limit as applied, the amount used in the window and its oldest second."""
     blocked = None
     if not admitted:
         over = [limit for take, (limit, used, _) in zip(takes, states, strict=True) if used + take.need > limit.limit]
-        blocked = min(over, key=lambda limit: limit.limit) if over else None
+        # An exhausted quota is the news (it lasts until the period ends); among limits, the tightest.
+        blocked = min(over, key=lambda limit: (isinstance(limit, Limit), limit.limit)) if over else None
     return Decision(
         allowed=admitted,
         retry_after=0 if admitted else max(1, retry_after),
@@ -239,6 +407,17 @@ def _decision(
     )
 
 
+@dataclass(frozen=True)
+class Settlement:
+    """After a call, for one quota it reserved from: release ``reserved``, count ``used``. ``call_id`` makes a
+    settlement that is written twice (a retry after a lost reply) count once."""
+
+    quota: PeriodQuota
+    reserved: int
+    used: int
+    call_id: str
+
+
 class Limiter:
     """Per process. Redis when configured (shared by every worker), local windows otherwise or meanwhile."""
 
@@ -246,10 +425,13 @@ class Limiter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: aioredis.Redis | None = None
         self._script: Any = None
+        self._settle_script: Any = None
         self._local = LocalWindows()
         self._fallback: LocalWindows | None = None
         self._redis_down_until = 0.0
         self._pending: dict[tuple[Limit, int], int] = {}
+        self._settlements: list[Settlement] = []
+        self._alerted: set[str] = set()  # local mode: thresholds already announced
         self._flusher: asyncio.Task[None] | None = None
 
     def _redis(self) -> Any:
@@ -263,6 +445,7 @@ class Limiter:
                 settings.REDIS_URL, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS
             )
             self._script = self._client.register_script(TAKE_SCRIPT)
+            self._settle_script = self._client.register_script(SETTLE_SCRIPT)
         return self._script
 
     def _prefix(self) -> str:
@@ -272,7 +455,8 @@ class Limiter:
         if self._fallback is None:
             workers = settings.GATEHOUSE_EXPECTED_WORKERS
             logger.error(
-                "ALERT rate limiting lost Redis (%s); counting locally with limits divided by %d worker(s)",
+                "ALERT rate limiting lost Redis (%s); counting locally with limits divided by %d worker(s), and"
+                " refusing calls that spend from a quota",
                 type(error).__name__,
                 workers,
             )
@@ -286,17 +470,23 @@ class Limiter:
         for take in takes:
             if take.need > take.limit.limit:  # can never fit: say so now, however empty the window
                 return Decision(allowed=False, retry_after=0, blocked_by=take.limit, second=int(time.time()))
+        spends = any(take.is_quota for take in takes)
         script = self._redis()
         if script is None:
+            if settings.REDIS_URL and spends:  # Redis is resting after a failure: money is never spent blind
+                return Decision(allowed=False, unavailable=True, second=int(time.time()))
             return (self._fallback or self._local).take(takes)
         keys = [f"{self._prefix()}:{take.limit.counter}" for take in takes]
         args: list[int] = []
         for take in takes:
-            args += [take.limit.limit, take.need, take.consume, take.limit.window_seconds]
+            args += [int(take.is_quota), take.limit.limit, take.need, take.consume, take.limit.window_seconds]
         try:
             reply = await script(keys=keys, args=args)
         except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as error:
-            return self._outage(error).take(takes)
+            fallback = self._outage(error)
+            if spends:
+                return Decision(allowed=False, unavailable=True, second=int(time.time()))
+            return fallback.take(takes)
         if self._fallback is not None:
             logger.warning("rate limiting has Redis again")
             self._fallback = None
@@ -313,23 +503,43 @@ class Limiter:
         additions = [(limit, amount) for limit, amount in additions if amount > 0]
         if not additions:
             return
-        if self._redis() is None:
+        if not settings.REDIS_URL or (self._fallback is not None and self._redis() is None):
             for limit, amount in additions:
                 (self._fallback or self._local).add(limit, second, amount)
             return
         for limit, amount in additions:
             self._pending[(limit, second)] = self._pending.get((limit, second), 0) + amount
+        self._flush_later()
+
+    def settle(self, settlements: Sequence[Settlement]) -> None:
+        """After a call: release its reservations and count what it really used (batched like ``add``).
+
+        Without Redis this happens at once. With Redis a settlement that cannot be written is kept and written
+        when Redis is back (its reservation holds the quota meanwhile: the error is on the safe side).
+        """
+        if not settlements:
+            return
+        if not settings.REDIS_URL:
+            for settlement in settlements:
+                used = self._local.settle(settlement.quota, settlement.reserved, settlement.used)
+                self._announce_crossings(settlement, used)
+            return
+        self._settlements.extend(settlements)
+        self._flush_later()
+
+    def _flush_later(self) -> None:
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon(), name="gatehouse-token-counts")
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon(), name="gatehouse-limit-counts")
 
     async def _flush_soon(self) -> None:
         await asyncio.sleep(TOKENS_FLUSH_SECONDS)
         await self.flush()
 
     async def flush(self) -> None:
-        """Write the batched token counts now."""
+        """Write the batched token counts and settlements now."""
         pending, self._pending = self._pending, {}
-        if not pending:
+        settlements, self._settlements = self._settlements, []
+        if not pending and not settlements:
             return
         try:
             if self._redis() is None or self._client is None:
@@ -339,11 +549,39 @@ class Limiter:
                     key = f"{self._prefix()}:{limit.counter}"
                     pipe.hincrby(key, str(second), amount)
                     pipe.expire(key, limit.window_seconds + 1)
-                await pipe.execute()
+                for settlement in settlements:
+                    key = f"{self._prefix()}:{settlement.quota.counter}"
+                    guard = f"{self._prefix()}:settled:{settlement.call_id}:{settlement.quota.counter}"
+                    await self._settle_script(keys=[key, guard], args=_settle_args(settlement), client=pipe)
+                replies = await pipe.execute()
         except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as error:
             fallback = self._outage(error)
             for (limit, second), amount in pending.items():
                 fallback.add(limit, second, amount)
+            self._settlements[:0] = settlements  # kept for when Redis is back; their reservations hold meanwhile
+            return
+        for settlement, reply in zip(settlements, replies[2 * len(pending) :], strict=True):
+            for percent in reply[2:]:
+                _announce(settlement, int(percent), int(reply[1]))
+
+    def _announce_crossings(self, settlement: Settlement, used: int) -> None:
+        """Local mode: the thresholds this settlement crossed, once per period (what SETTLE_SCRIPT does)."""
+        for percent, amount in _thresholds(settlement.quota):
+            marker = f"{settlement.quota.counter}:{percent}"
+            if used - settlement.used < amount <= used and marker not in self._alerted:
+                self._alerted.add(marker)
+                _announce(settlement, percent, used)
+
+    async def held(self, quota: PeriodQuota) -> tuple[int, int]:
+        """What a quota holds now: (used, reserved) — settled spending, and what calls in flight reserved."""
+        if not settings.REDIS_URL:
+            used, reserved = self._local._quotas.get(quota.counter, (0, 0))
+            return used, reserved
+        if self._redis() is None or self._client is None:
+            raise aioredis.ConnectionError("Redis is resting")
+        held: list[Any] = await self._client.hmget(f"{self._prefix()}:{quota.counter}", ["used", "reserved"])  # type: ignore[misc]
+        used_raw, reserved_raw = held
+        return int(used_raw or 0), int(reserved_raw or 0)
 
     async def close(self) -> None:
         """Write what is batched and close this loop's Redis client (ASGI lifespan shutdown, and tests)."""
@@ -353,11 +591,55 @@ class Limiter:
         if self._client is not None:
             await self.flush()
             await self._client.aclose()
-        self._loop, self._client, self._script = None, None, None
+        self._loop, self._client, self._script, self._settle_script = None, None, None, None
 
     def reset_local(self) -> None:
         """Forget local windows (tests)."""
         self._local, self._fallback, self._redis_down_until, self._pending = LocalWindows(), None, 0.0, {}
+        self._settlements, self._alerted = [], set()
+
+
+def _thresholds(quota: PeriodQuota) -> list[tuple[int, int]]:
+    """(percent, amount) of each alert threshold of a quota (percents of the quota, not of its grace)."""
+    return [(percent, math.ceil(quota.quota.limit * percent / 100)) for percent in quota.quota.alert_at]
+
+
+def _settle_args(settlement: Settlement) -> list[int]:
+    args = [settlement.reserved, settlement.used, settlement.quota.seconds_left]
+    for percent, amount in _thresholds(settlement.quota):
+        args += [percent, amount]
+    return args
+
+
+def _announce(settlement: Settlement, percent: int, used: int) -> None:
+    """An alert event: a quota crossed a threshold. It travels with the usage events to analytics."""
+    from gateway.proxy.usage import RECORDER
+
+    quota = settlement.quota.quota
+    logger.warning(
+        "quota %s of %s %s reached %d%% (%d of %d %s this %s)",
+        quota.metric, quota.scope, quota.subject, percent, used, quota.limit, quota.metric, quota.period,
+    )  # fmt: skip
+    RECORDER.record(
+        {
+            "type": "alert",
+            "event_id": f"quota:{settlement.quota.counter}:{percent}",
+            "occurred_at": datetime.now(ZoneInfo("UTC")).isoformat(),
+            "tenant_id": quota.tenant_id,
+            "kind": "quota_threshold",
+            "message": f"{percent}% of the {quota.scope} quota of {quota.amount} per {quota.period}"
+            + (f" (set by {quota.source})" if quota.source else "")
+            + " is used.",
+            "percent": percent,
+            "used": used,
+            "limit": quota.limit,
+            "metric": quota.metric,
+            "scope": quota.scope,
+            "subject": quota.subject,
+            "period": settlement.quota.label,
+            "source": quota.source,
+        }
+    )
 
 
 def takes_for(limits: Sequence[Limit], body: dict[str, Any]) -> list[Take]:
@@ -393,3 +675,19 @@ def estimated_tokens(body: dict[str, Any]) -> int:
 
 
 LIMITER = Limiter()
+
+
+def held_now(quota: PeriodQuota) -> tuple[int, int] | None:
+    """(used, reserved) of a quota, read synchronously for a page; None when Redis cannot be reached."""
+    if not settings.REDIS_URL:
+        used, reserved = LIMITER._local._quotas.get(quota.counter, (0, 0))  # the same process serves the gateway
+        return used, reserved
+    client = sync_redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        held: Any = client.hmget(f"{settings.RATE_LIMIT_PREFIX}:{quota.counter}", ["used", "reserved"])
+        used_raw, reserved_raw = held
+    except sync_redis.RedisError:
+        return None
+    finally:
+        client.close()
+    return int(used_raw or 0), int(reserved_raw or 0)

@@ -48,6 +48,7 @@ class Target:
     input_price_micros_per_mtok: int
     output_price_micros_per_mtok: int
     limits: tuple[Limit, ...] = ()  # upstream protection: what the provider allows this deployment
+    region: str = ""  # where it runs (data residency)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ def load_targets(api_id: int) -> ApiTable:
                 input_price_micros_per_mtok=deployment.input_price_micros_per_mtok,
                 output_price_micros_per_mtok=deployment.output_price_micros_per_mtok,
                 limits=deployment_limits(deployment),
+                region=deployment.region,
             )
         )
     serving = list(
@@ -287,6 +289,9 @@ class AccessCache:
         if message.get("event") == "routes_changed":
             self._tables.drop(message.get("api_ids", []))
             self._catalog.clear()
+            return
+        if message.get("everything"):
+            self._keys.clear()
             return
         keys = list(message.get("key_ids", []))
         applications = set(message.get("application_ids", []))

@@ -63,6 +63,8 @@ class CallRecord:
     completion_tokens: int = 0
     ttft_ms: int | None = None
     usage_is_estimated: bool = False
+    client_ip: str = ""
+    cache_hit: bool = False  # answered from the response cache: no tokens, no cost
 
     def take_usage(self, usage: Any) -> bool:
         """Read an OpenAI ``usage`` object; False when there is none to read."""
@@ -108,15 +110,18 @@ class CallRecord:
             "latency_ms": max(0, round((now - self.started) * 1000)),
             "ttft_ms": self.ttft_ms,
             "usage_is_estimated": self.usage_is_estimated,
+            "client_ip": self.client_ip,
+            "cache_hit": self.cache_hit,
         }
 
 
-def new_record(request_id: str, endpoint: str) -> CallRecord:
+def new_record(request_id: str, endpoint: str, client_ip: str = "") -> CallRecord:
     return CallRecord(
         request_id=request_id,
         endpoint=endpoint,
         started_at=datetime.now(UTC),
         started=asyncio.get_running_loop().time(),
+        client_ip=client_ip,
     )
 
 

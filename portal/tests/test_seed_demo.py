@@ -101,5 +101,8 @@ def test_seed_publishes_the_catalog_and_prints_a_working_key():
         ("claude", "approved"),
     }
     assistant = access.grant_for_model("gpt-4o-mini")
-    assert (assistant.requests_per_minute, assistant.tokens_per_minute) == (120, 200_000)
-    assert assistant.cost_quota_micros == 50_000_000
+    assert {(limit.metric, limit.limit) for limit in assistant.policy.limits} == {
+        ("requests", 120),
+        ("tokens", 200_000),
+    }
+    assert [(quota.metric, quota.limit) for quota in assistant.policy.quotas] == [("cost", 50_000_000)]

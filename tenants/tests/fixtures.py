@@ -107,6 +107,9 @@ def _add_market(w: World) -> None:
         tenant=w.tenant, name="openai", kind="openai", credentials={"api_key": "sk-world"}, actor=actor
     )
     deployment = catalog.deployment_create(provider=provider, name="mini", model="gpt-4o-mini", actor=actor)
+    rules = {"rate_limits": {"requests_per_minute": 100}}
+    document = {"gatehouse": "policies/v1", "tenant": w.tenant.slug, "consumer": {"policy": rules}}
+    catalog.policy_document_apply(tenant=w.tenant, document=document, actor=actor)  # versions 1 (before) and 2
     w.extra.update(
         api=api, web=web, approved=approved, pending=pending, change=change, key=key, provider=provider,
         deployment=deployment,

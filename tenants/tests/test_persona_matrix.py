@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from gateway.forms import PolicyDocumentForm
 from tenants.models import AuditEvent, Invitation, Membership, PersonalAccessToken, Tenant
 from tenants.permissions import ROLE_PERMISSIONS, Role
 from tenants.tests.fixtures import World
@@ -32,7 +33,11 @@ KWARGS: dict[str, Callable[[World], Any]] = {
     "api_slug": lambda w: w.extra["api"].slug,
     "version": lambda w: "v1",
     "provider_id": lambda w: w.extra["provider"].pk,
+    "number": lambda w: 1,
 }
+POLICY_DOCUMENT = (
+    "gatehouse: policies/v1\ntenant: tenant-a\nconsumer:\n  policy:\n    rate_limits: {requests_per_minute: 50}\n"
+)
 # Where one route needs another object than the kwarg's default.
 ROUTE_KWARGS: dict[str, dict[str, Callable[[World], Any]]] = {
     "tenants:decide-subscription": {"subscription_id": lambda w: w.extra["pending"].pk},
@@ -87,6 +92,12 @@ SAMPLES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
         "region": "eu",
         "timeout_seconds": "30",
     },
+    ("tenants:policies", "POST"): lambda w: {
+        "document": POLICY_DOCUMENT,
+        "previewed": PolicyDocumentForm.digest(POLICY_DOCUMENT),
+    },
+    ("api:policies", "POST"): lambda w: {"yaml": POLICY_DOCUMENT},
+    ("api:policy-rollback", "POST"): lambda w: {},
     ("api:tenant-detail", "PATCH"): lambda w: {"name": "Tenant A2"},
     ("api:api-list", "POST"): lambda w: {"slug": "embed", "name": "Embed", "kind": "embeddings"},
     ("api:api-detail", "PATCH"): lambda w: {"summary": "Better"},
@@ -120,6 +131,8 @@ PAGE_SUCCESS = {("tenants:key-create", "POST"): 200, ("tenants:key-rotate", "POS
 # API actions on an existing object answer 200 with it (not 201: nothing new is created).
 API_ACTION_SUCCESS = {
     ("api:version-status", "POST"): 200,
+    ("api:policies", "POST"): 200,
+    ("api:policy-rollback", "POST"): 200,
     ("api:subscription-decision", "POST"): 200,
     ("api:subscription-state", "POST"): 200,
     ("api:change-decision", "POST"): 200,

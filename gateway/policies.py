@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import jsonschema
+import regex
 
+from gateway.proxy import pii
 from gateway.proxy.limits import Limit, Quota, per_minute
+from gateway.proxy.pii import PiiRules
 
 # When a request names no max_tokens, its completion is reserved (and, when not streamed, capped) at this many
 # tokens unless a policy says otherwise.
@@ -80,6 +83,32 @@ RULES_SCHEMA: dict[str, Any] = {
             "properties": {
                 "enabled": {"type": "boolean"},
                 "ttl_seconds": {"type": "integer", "minimum": 1, "maximum": 86_400},
+            },
+        },
+        "pii": {
+            "type": "object",
+            "description": "Personal data and secrets in requests and answers (gateway/proxy/pii.py).",
+            "additionalProperties": False,
+            "properties": {
+                "entities": {
+                    "type": "object",
+                    "propertyNames": {"enum": list(pii.ENTITIES)},
+                    "additionalProperties": {"enum": list(pii.ACTIONS)},
+                },
+                "custom": {
+                    "type": "array",
+                    "maxItems": 50,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["name", "pattern", "action"],
+                        "properties": {
+                            "name": {"type": "string", "pattern": "^[A-Z][A-Z0-9_]{0,30}$"},
+                            "pattern": {"type": "string", "minLength": 1, "maxLength": 500},
+                            "action": {"enum": list(pii.ACTIONS)},
+                        },
+                    },
+                },
             },
         },
         "access": {
@@ -141,12 +170,17 @@ def validate_rules(rules: Any) -> dict[str, Any]:
     if error is not None:
         where = ".".join(str(part) for part in error.absolute_path) or "the document"
         raise RulesError(f"{where}: {error.message}")
-    for field in ("ip_allow", "ip_deny"):
-        for index, network in enumerate(rules.get("access", {}).get(field, ())):
+    for index, detector in enumerate(rules.get("pii", {}).get("custom", ())):
+        try:
+            regex.compile(detector["pattern"])
+        except regex.error as error:
+            raise RulesError(f"pii.custom.{index}.pattern: not a valid pattern ({error})") from None
+    for listing in ("ip_allow", "ip_deny"):
+        for index, network in enumerate(rules.get("access", {}).get(listing, ())):
             try:
                 ipaddress.ip_network(network, strict=False)
             except ValueError:
-                raise RulesError(f"access.{field}.{index}: {network!r} is not an IP address or network") from None
+                raise RulesError(f"access.{listing}.{index}: {network!r} is not an IP address or network") from None
     return dict(rules)
 
 
@@ -227,6 +261,7 @@ class EffectivePolicy:
     regions_source: str = ""
     cache_ttl: int | None = None  # seconds answers are cached; None: no caching
     cache_source: str = ""
+    pii: PiiRules = field(default_factory=PiiRules)  # personal data and secrets
 
     @property
     def spends(self) -> bool:
@@ -260,9 +295,9 @@ def _quotas(
     grace = rules.get(("quota", "grace_percent"), (0, ""))[0]
     alerts = tuple(sorted(rules.get(("quota", "alert_at_percent"), (DEFAULT_ALERTS, ""))[0]))
     quotas = []
-    for field, metric in QUOTA_METRICS:
-        if ("quota", field) in rules:
-            value, source = rules[("quota", field)]
+    for name, metric in QUOTA_METRICS:
+        if ("quota", name) in rules:
+            value, source = rules[("quota", name)]
             quotas.append(Quota(scope, str(subject), metric, value, period, timezone, grace, alerts, source, tenant_id))
     return quotas
 
@@ -320,6 +355,7 @@ def effective_policy(
             )
             region_sources.append(source)
     enabled, cache_source = cache.get("enabled", (False, ""))
+    layers = [*publisher_layers, *(layer for _, _, layer in consumer_layers)]
     return EffectivePolicy(
         tuple(limits),
         tuple(quotas),
@@ -330,7 +366,31 @@ def effective_policy(
         ", ".join(region_sources),
         cache_ttl=cache.get("ttl_seconds", (DEFAULT_CACHE_TTL, ""))[0] if enabled else None,
         cache_source=cache_source,
+        pii=_pii_rules(layers),
     )
+
+
+def _stricter(first: str, second: str) -> str:
+    return max(first, second, key=pii.ACTIONS.index)
+
+
+def _pii_rules(layers: Sequence[Layer]) -> PiiRules:
+    """Every level's PII rules apply: per kind of data (and per tenant-defined pattern) the strictest action."""
+    actions: dict[str, str] = {}
+    custom: dict[str, pii.CustomDetector] = {}
+    sources: list[str] = []
+    for source, rules in layers:
+        section = rules.get("pii") or {}
+        for entity, action in (section.get("entities") or {}).items():
+            actions[entity] = _stricter(actions.get(entity, action), action)
+        for detector in section.get("custom") or ():
+            known = custom.get(detector["name"])
+            action = _stricter(known.action, detector["action"]) if known else detector["action"]
+            pattern = known.pattern if known else detector["pattern"]
+            custom[detector["name"]] = pii.CustomDetector(detector["name"], pattern, action)
+        if section.get("entities") or section.get("custom"):
+            sources.append(source)
+    return PiiRules(tuple(sorted(actions.items())), tuple(custom.values()), ", ".join(sources))
 
 
 def plan_rules(plan: Any, extra_tokens: int = 0) -> dict[str, Any]:

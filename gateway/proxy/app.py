@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import hashlib
+import hmac
 import ipaddress
 import json
 import logging
@@ -22,7 +25,7 @@ from django.conf import settings
 
 from gateway import prompts
 from gateway.policies import EffectivePolicy
-from gateway.proxy import budgets, cache, limits, routing, translate, upstream, usage
+from gateway.proxy import budgets, cache, limits, pii, routing, translate, upstream, usage
 from gateway.proxy.errors import GatewayError, bad_request, invalid_key
 from gateway.proxy.snapshot import AccessCache, Target
 from portal import events
@@ -375,6 +378,8 @@ class Exchange:
         self.no_cache = False  # the client sent cache-control: no-cache
         self.cache_key: str | None = None  # where its answer is cached (when a policy caches it)
         self.cache_ttl = 0
+        self.scrubber: pii.Scrubber | None = None  # PII rules applied to this call (and its placeholders)
+        self.restorer: pii.StreamRestorer | None = None  # puts originals back into a stream
 
 
 async def _route(exchange: Exchange, targets: tuple[Target, ...], sticky: str, grant: ApiGrant) -> None:
@@ -382,6 +387,8 @@ async def _route(exchange: Exchange, targets: tuple[Target, ...], sticky: str, g
     tokens and settle its reservation — whatever happened."""
     policy = grant.policy_for(exchange.alias)
     targets = _admissible(exchange, policy, targets)
+    if policy.pii:
+        _scrub(exchange, policy)
     if policy.cache_ttl is not None and cache.is_deterministic(exchange.path, exchange.body):
         tenant = exchange.record.tenant_id or 0
         exchange.cache_key = cache.key_for(tenant, grant.api_id, exchange.alias, exchange.path, exchange.body)
@@ -408,6 +415,44 @@ async def _route(exchange: Exchange, targets: tuple[Target, ...], sticky: str, g
         _settle(exchange)
 
 
+@functools.lru_cache(maxsize=4096)
+def _pseudonym_key(tenant_id: int) -> bytes:
+    """A tenant's key for PII placeholders: the same value gets the same placeholder within one tenant only."""
+    return hmac.new(settings.SECRET_KEY.encode(), f"gatehouse-pii:{tenant_id}".encode(), hashlib.sha256).digest()
+
+
+def _scrub(exchange: Exchange, policy: EffectivePolicy) -> None:
+    """PII rules on the request: what the provider will see (the client's body is not changed)."""
+    scrubber = exchange.scrubber = pii.Scrubber(policy.pii, _pseudonym_key(exchange.record.tenant_id or 0))
+    try:
+        exchange.body = scrubber.request(exchange.body)
+    except pii.PiiBlocked as blocked:  # names the kind of data and where, never the data
+        raise GatewayError(
+            400,
+            f"The request contains {blocked.label} in {blocked.where}, which is not allowed here"
+            f" (set by {policy.pii.source}).",
+            code="pii_detected",
+            param=blocked.where.split("[")[0].split(".")[0],
+        ) from None
+    if exchange.stream:
+        exchange.restorer = pii.StreamRestorer(scrubber)
+
+
+def _restore_chunk(restorer: pii.StreamRestorer, data: dict[str, Any]) -> None:
+    """Originals back into a streamed chunk's text (what could be the start of a placeholder waits a chunk)."""
+    for choice in data.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if not isinstance(delta, dict):
+            continue
+        index = choice.get("index", 0)
+        text = delta.get("content")
+        restored = restorer.feed(index, text) if isinstance(text, str) else ""
+        if choice.get("finish_reason"):
+            restored += restorer.flush(index)
+        if isinstance(text, str) or restored:
+            delta["content"] = restored
+
+
 async def _answer_from_cache(exchange: Exchange, policy: EffectivePolicy, answer: bytes) -> None:
     """A cached answer: it counts as a request (limits and request quotas), never as tokens or money."""
     takes = [take for take in limits.takes_for(policy.limits, exchange.body) if take.limit.metric == "requests"]
@@ -416,11 +461,10 @@ async def _answer_from_cache(exchange: Exchange, policy: EffectivePolicy, answer
     decision = await limits.LIMITER.take(takes)
     if not decision.allowed:
         raise _refusal(decision)
-    call_id = exchange.request_id + ":" + exchange.record.started_at.isoformat()
-    limits.LIMITER.settle(
-        [limits.Settlement(t.limit, 1, 1, call_id) for t in takes if isinstance(t.limit, limits.PeriodQuota)]
-    )
+    limits.LIMITER.settle([limits.Settlement(t.limit, 1, 1) for t in takes if isinstance(t.limit, limits.PeriodQuota)])
     exchange.record.status, exchange.record.cache_hit = 200, True
+    if exchange.scrubber is not None:  # cached as the provider answered: with this tenant's placeholders
+        answer = json.dumps(exchange.scrubber.answer(json.loads(answer))).encode()
     headers = {**exchange.notice, **decision.headers(), "x-gatehouse-cache": "hit"}
     await _send_json(exchange.send, 200, answer, exchange.request_id, headers)
 
@@ -473,7 +517,6 @@ def _settle(exchange: Exchange) -> None:
             prompt=record.prompt_tokens,
             completion=record.completion_tokens,
             cost=record.cost_micros(),
-            call_id=exchange.request_id + ":" + record.started_at.isoformat(),
         )
     )
 
@@ -613,10 +656,13 @@ async def _answer(exchange: Exchange, answer: dict[str, Any]) -> None:
     answer["model"] = exchange.alias  # the alias the client asked for, not the deployment's model
     exchange.record.take_usage(answer.get("usage"))
     exchange.record.status = 200
-    body = json.dumps(answer).encode()
+    provided = json.dumps(answer).encode()  # what is cached: never the originals placeholders stand for
+    if exchange.scrubber is not None:
+        answer = exchange.scrubber.answer(answer)
+    body = json.dumps(answer).encode() if exchange.scrubber is not None else provided
     await _send_json(exchange.send, 200, body, exchange.request_id, exchange.notice)
     if exchange.cache_key is not None:  # the client has its answer: storing it delays nobody
-        await cache.CACHE.put(exchange.cache_key, body, exchange.cache_ttl)
+        await cache.CACHE.put(exchange.cache_key, provided, exchange.cache_ttl)
 
 
 async def _passed_events(exchange: Exchange, target: Target, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -640,14 +686,18 @@ async def _passed_events(exchange: Exchange, target: Target, chunks: AsyncIterat
                     continue
             elif b'"delta"' in event:
                 exchange.deltas += 1
-                if exchange.metered:
+                if exchange.metered or exchange.restorer is not None:
                     try:
                         data = json.loads(event[event.index(b"data:") + 5 :])
                     except ValueError:
                         data = None
-                    if not await _metered(exchange, _delta_tokens(data)):
+                    if exchange.metered and not await _metered(exchange, _delta_tokens(data)):
                         yield b"".join(out) + _cut(exchange)
                         return
+                    if exchange.restorer is not None and isinstance(data, dict):
+                        _restore_chunk(exchange.restorer, data)
+                        data["model"] = exchange.alias
+                        event = b"data: " + json.dumps(data, separators=(",", ":")).encode()
             out.append(event.replace(b'"model":' + upstream_model, b'"model":' + alias) + b"\n\n")
         if out:
             yield b"".join(out)
@@ -665,6 +715,8 @@ async def _translated_events(exchange: Exchange, chunks: AsyncIterator[dict[str,
         if exchange.metered and not await _metered(exchange, _delta_tokens(chunk)):
             yield _cut(exchange)
             return
+        if exchange.restorer is not None:
+            _restore_chunk(exchange.restorer, chunk)
         chunk["model"] = exchange.alias
         yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
     yield b"data: [DONE]\n\n"

@@ -129,10 +129,10 @@ class Reservation:
             counter = take.limit.counter
             self.reserved[counter] = self.reserved.get(counter, 0) + take.consume
 
-    def settlements(self, *, answered: bool, prompt: int, completion: int, cost: int, call_id: str) -> list[Settlement]:
+    def settlements(self, *, answered: bool, prompt: int, completion: int, cost: int) -> list[Settlement]:
         used = {"requests": int(answered), "tokens": prompt + completion, "cost": cost}
         return [
-            Settlement(quota, self.reserved[quota.counter], used[quota.metric], call_id)
+            Settlement(quota, self.reserved[quota.counter], used[quota.metric])
             for quota in self.quotas
             if quota.counter in self.reserved
         ]

@@ -36,6 +36,7 @@ import asyncio
 import logging
 import math
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -115,19 +116,31 @@ class Quota:
 
     def at(self, now: float) -> PeriodQuota:
         """This quota's counter for the period holding ``now`` (a Unix time)."""
-        local = datetime.fromtimestamp(now, ZoneInfo(self.timezone))
-        if self.period == "day":
-            start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-            label = start.strftime("%Y%m%d")
-            # A day is not always 86,400 s (DST): the next midnight by the calendar.
-            following = (start + timedelta(days=1, hours=12)).replace(hour=0)
-            end = following.timestamp()
-        else:
-            start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-            label = start.strftime("%Y%m")
-            year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
-            end = start.replace(year=year, month=month).timestamp()
+        label, _, end = _period(self.period, self.timezone, now)
         return PeriodQuota(self, label, max(1, math.ceil(end - now)))
+
+
+# (period, timezone) → the period last asked for: (label, start, end). Every call asks; periods change rarely.
+_PERIODS: dict[tuple[str, str], tuple[str, float, float]] = {}
+
+
+def _period(period: str, timezone: str, now: float) -> tuple[str, float, float]:
+    known = _PERIODS.get((period, timezone))
+    if known is not None and known[1] <= now < known[2]:
+        return known
+    local = datetime.fromtimestamp(now, ZoneInfo(timezone))
+    if period == "day":
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        label = start.strftime("%Y%m%d")
+        # A day is not always 86,400 s (DST): the next midnight by the calendar.
+        end = (start + timedelta(days=1, hours=12)).replace(hour=0).timestamp()
+    else:
+        start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        label = start.strftime("%Y%m")
+        year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
+        end = start.replace(year=year, month=month).timestamp()
+    found = _PERIODS[(period, timezone)] = (label, start.timestamp(), end)
+    return found
 
 
 @dataclass(frozen=True)
@@ -289,7 +302,7 @@ end
 return result
 """
 
-# KEYS[1]: a quota's hash; KEYS[2]: this call's settlement guard (a settlement written twice counts once).
+# KEYS[1]: a quota's hash; KEYS[2]: the guard of this write (a write sent twice counts once).
 # ARGV: the reservation to release, what was really used, the seconds left in the period, then pairs of
 # (percent, amount) alert thresholds. Returns {applied (1/0), used after, the percents crossed now…}; a crossed
 # threshold is returned once per period, whichever worker's settlement crossed it.
@@ -409,13 +422,11 @@ def _decision(
 
 @dataclass(frozen=True)
 class Settlement:
-    """After a call, for one quota it reserved from: release ``reserved``, count ``used``. ``call_id`` makes a
-    settlement that is written twice (a retry after a lost reply) count once."""
+    """After a call, for one quota it reserved from: release ``reserved``, count ``used``."""
 
     quota: PeriodQuota
     reserved: int
     used: int
-    call_id: str
 
 
 class Limiter:
@@ -431,6 +442,9 @@ class Limiter:
         self._redis_down_until = 0.0
         self._pending: dict[tuple[Limit, int], int] = {}
         self._settlements: list[Settlement] = []
+        # Settlements merged per quota for one write, each with the id that makes a repeated write count once,
+        # until Redis confirms them (a write whose reply was lost is sent again with the same id).
+        self._unsettled: list[tuple[str, Settlement]] = []
         self._alerted: set[str] = set()  # local mode: thresholds already announced
         self._flusher: asyncio.Task[None] | None = None
 
@@ -535,11 +549,27 @@ class Limiter:
         await asyncio.sleep(TOKENS_FLUSH_SECONDS)
         await self.flush()
 
+    def _merge_settlements(self) -> None:
+        """The settlements since the last write, summed per quota counter (one script call per quota per flush,
+        however many calls ended meanwhile), queued with their write ids."""
+        merged: dict[str, Settlement] = {}
+        for settlement in self._settlements:
+            known = merged.get(settlement.quota.counter)
+            if known is not None:
+                settlement = Settlement(
+                    settlement.quota, known.reserved + settlement.reserved, known.used + settlement.used
+                )
+            merged[settlement.quota.counter] = settlement
+        self._settlements = []
+        batch = uuid.uuid4().hex
+        self._unsettled += [(f"{batch}:{index}", s) for index, s in enumerate(merged.values())]
+
     async def flush(self) -> None:
         """Write the batched token counts and settlements now."""
         pending, self._pending = self._pending, {}
-        settlements, self._settlements = self._settlements, []
-        if not pending and not settlements:
+        self._merge_settlements()
+        writes, self._unsettled = self._unsettled, []
+        if not pending and not writes:
             return
         try:
             if self._redis() is None or self._client is None:
@@ -549,18 +579,17 @@ class Limiter:
                     key = f"{self._prefix()}:{limit.counter}"
                     pipe.hincrby(key, str(second), amount)
                     pipe.expire(key, limit.window_seconds + 1)
-                for settlement in settlements:
-                    key = f"{self._prefix()}:{settlement.quota.counter}"
-                    guard = f"{self._prefix()}:settled:{settlement.call_id}:{settlement.quota.counter}"
-                    await self._settle_script(keys=[key, guard], args=_settle_args(settlement), client=pipe)
+                for write_id, settlement in writes:
+                    keys = [f"{self._prefix()}:{settlement.quota.counter}", f"{self._prefix()}:settled:{write_id}"]
+                    await self._settle_script(keys=keys, args=_settle_args(settlement), client=pipe)
                 replies = await pipe.execute()
         except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as error:
             fallback = self._outage(error)
             for (limit, second), amount in pending.items():
                 fallback.add(limit, second, amount)
-            self._settlements[:0] = settlements  # kept for when Redis is back; their reservations hold meanwhile
+            self._unsettled[:0] = writes  # sent again (same ids) when Redis is back; their reservations hold
             return
-        for settlement, reply in zip(settlements, replies[2 * len(pending) :], strict=True):
+        for (_, settlement), reply in zip(writes, replies[2 * len(pending) :], strict=True):
             for percent in reply[2:]:
                 _announce(settlement, int(percent), int(reply[1]))
 
@@ -596,7 +625,7 @@ class Limiter:
     def reset_local(self) -> None:
         """Forget local windows (tests)."""
         self._local, self._fallback, self._redis_down_until, self._pending = LocalWindows(), None, 0.0, {}
-        self._settlements, self._alerted = [], set()
+        self._settlements, self._unsettled, self._alerted = [], [], set()
 
 
 def _thresholds(quota: PeriodQuota) -> list[tuple[int, int]]:

@@ -271,7 +271,7 @@ async def test_redis_stopped_mid_test_fails_budgets_closed_and_recovery_counts_o
     await limits.LIMITER.flush()  # fails: the settlement is kept
     during = await gateway.post("/v1/chat/completions", json=CHAT, headers=served["auth"])
     own_redis.start()  # with its data (appendonly): the reservation is still held
-    await asyncio.sleep(limits.REDIS_RETRY_SECONDS)
+    await asyncio.sleep(limits.REDIS_RETRY_SECONDS + 0.1)
     await limits.LIMITER.flush()  # written now…
     await limits.LIMITER.flush()  # …and only once
     after = await gateway.post("/v1/chat/completions", json={**CHAT, "max_tokens": 20}, headers=served["auth"])
@@ -284,12 +284,22 @@ async def test_redis_stopped_mid_test_fails_budgets_closed_and_recovery_counts_o
 
 
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis (CI runs with it)")
-async def test_a_settlement_written_twice_counts_once(served):
-    quota = Quota("subscription", "x", "tokens", 1000, "day", "UTC").at(time.time())
-    settlement = limits.Settlement(quota, reserved=0, used=7, call_id="req-1")
+async def test_a_settlement_sent_again_after_a_lost_reply_counts_once(served, monkeypatch):
+    from redis.asyncio.client import Pipeline
 
-    for _ in range(2):  # a retry after a reply that was lost on the way back
-        limits.LIMITER.settle([settlement])
-        await limits.LIMITER.flush()
+    quota = Quota("subscription", "x", "tokens", 1000, "day", "UTC").at(time.time())
+    for used in (3, 4):  # two calls ending together: one write for the quota
+        limits.LIMITER.settle([limits.Settlement(quota, reserved=0, used=used)])
+    execute = Pipeline.execute
+
+    async def written_but_reply_lost(self, *args, **kwargs):
+        await execute(self, *args, **kwargs)
+        raise ConnectionError("the reply was lost")
+
+    monkeypatch.setattr(Pipeline, "execute", written_but_reply_lost)
+    await limits.LIMITER.flush()  # written, but the limiter cannot know: it keeps the write
+    monkeypatch.setattr(Pipeline, "execute", execute)
+    await asyncio.sleep(limits.REDIS_RETRY_SECONDS + 0.1)  # the limiter rests after a failure
+    await limits.LIMITER.flush()  # sent again, with the same id
 
     assert await limits.LIMITER.held(quota) == (7, 0)

@@ -111,6 +111,29 @@ RULES_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "injection": {
+            "type": "object",
+            "description": "The prompt-injection guard (gateway/proxy/injection.py) on every message of a request.",
+            "additionalProperties": False,
+            "properties": {
+                "action": {"enum": ["flag", "block"]},
+                "threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+            },
+        },
+        "output": {
+            "type": "object",
+            "description": "What answers may not contain: deny-terms and leaked secrets.",
+            "additionalProperties": False,
+            "properties": {
+                "deny_terms": {
+                    "type": "array",
+                    "items": {"type": "string", "minLength": 2, "maxLength": 200},
+                    "maxItems": 500,
+                },
+                "secrets": {"type": "boolean"},
+                "action": {"enum": ["mask", "block"]},
+            },
+        },
         "access": {
             "type": "object",
             "description": "Who may call from where and when. Every level's rules must pass (they only add up).",
@@ -188,6 +211,21 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
+class InjectionRules:
+    action: str  # "flag" (a header and a log line) or "block" (400 prompt_injection_detected)
+    threshold: float | None  # the classifier's; None: the model's own (≤ 1 % false positives in training)
+    source: str
+
+
+@dataclass(frozen=True)
+class OutputFilter:
+    deny_terms: tuple[str, ...]  # case-folded
+    secrets: bool  # API keys, private keys and the like may not leave in an answer
+    action: str  # "mask" or "block" (the answer is withheld: finish_reason "content_filter")
+    source: str
+
+
+@dataclass(frozen=True)
 class AccessRule:
     """One level's access rules, parsed: a call must pass every level's."""
 
@@ -262,6 +300,8 @@ class EffectivePolicy:
     cache_ttl: int | None = None  # seconds answers are cached; None: no caching
     cache_source: str = ""
     pii: PiiRules = field(default_factory=PiiRules)  # personal data and secrets
+    injection: InjectionRules | None = None
+    output: OutputFilter | None = None
 
     @property
     def spends(self) -> bool:
@@ -289,15 +329,23 @@ def publisher_rules(layers: Sequence[Layer]) -> dict[tuple[str, str], tuple[Any,
 
 
 def _quotas(
-    scope: str, subject: object, rules: Mapping[tuple[str, str], tuple[Any, str]], tenant_id: int, timezone: str
+    scope: str,
+    subject: object,
+    rules: Mapping[tuple[str, str], tuple[Any, str]],
+    tenant_id: int,
+    timezone: str,
+    periods: Mapping[str, str] | None = None,
 ) -> list[Quota]:
-    period = rules.get(("quota", "period"), ("month", ""))[0]
+    """``periods``: the period each level names for its own quotas — a quota counts per the period of the level
+    that set it (a plan's monthly budget stays monthly under a publisher's daily request quota)."""
+    default_period = rules.get(("quota", "period"), ("month", ""))[0]
     grace = rules.get(("quota", "grace_percent"), (0, ""))[0]
     alerts = tuple(sorted(rules.get(("quota", "alert_at_percent"), (DEFAULT_ALERTS, ""))[0]))
     quotas = []
     for name, metric in QUOTA_METRICS:
         if ("quota", name) in rules:
             value, source = rules[("quota", name)]
+            period = (periods or {}).get(source, default_period)
             quotas.append(Quota(scope, str(subject), metric, value, period, timezone, grace, alerts, source, tenant_id))
     return quotas
 
@@ -329,7 +377,12 @@ def effective_policy(
             limits.extend(per_minute(scope, subject, None, tokens[0], tokens[1]))
 
     rate_limits("subscription", subscription_id, merged)
-    quotas += _quotas("subscription", subscription_id, merged, tenant_id, timezone)
+    periods = {
+        source: rules["quota"]["period"]
+        for source, rules in publisher_layers
+        if (rules.get("quota") or {}).get("period")
+    }
+    quotas += _quotas("subscription", subscription_id, merged, tenant_id, timezone, periods)
     default, default_source = merged.get(("max_tokens", "default"), (DEFAULT_MAX_TOKENS, "platform default"))
     # Caching: the most specific level that says wins, the consumer's levels being the most specific.
     cache = {path[1]: merged[path] for path in (("cache", "enabled"), ("cache", "ttl_seconds")) if path in merged}
@@ -367,6 +420,31 @@ def effective_policy(
         cache_ttl=cache.get("ttl_seconds", (DEFAULT_CACHE_TTL, ""))[0] if enabled else None,
         cache_source=cache_source,
         pii=_pii_rules(layers),
+        injection=_injection_rules(layers),
+        output=_output_filter(layers),
+    )
+
+
+def _injection_rules(layers: Sequence[Layer]) -> InjectionRules | None:
+    """Every level that turns the guard on counts: block beats flag, the lowest threshold wins."""
+    found = [(source, rules["injection"]) for source, rules in layers if rules.get("injection")]
+    if not found:
+        return None
+    action = "block" if any(section.get("action", "block") == "block" for _, section in found) else "flag"
+    thresholds = [section["threshold"] for _, section in found if "threshold" in section]
+    return InjectionRules(action, min(thresholds) if thresholds else None, ", ".join(source for source, _ in found))
+
+
+def _output_filter(layers: Sequence[Layer]) -> OutputFilter | None:
+    found = [(source, rules["output"]) for source, rules in layers if rules.get("output")]
+    if not found:
+        return None
+    terms = sorted({term.casefold() for _, section in found for term in section.get("deny_terms", ())})
+    return OutputFilter(
+        deny_terms=tuple(terms),
+        secrets=any(section.get("secrets", False) for _, section in found),
+        action="block" if any(section.get("action") == "block" for _, section in found) else "mask",
+        source=", ".join(source for source, _ in found),
     )
 
 

@@ -4,7 +4,8 @@
   direct     nginx serving canned OpenAI / Anthropic JSON (the instant upstream; the floor),
   gatehouse  Gatehouse under uvicorn, 1 worker: key auth, policies (rate limits per subscription and tenant,
              request/token/cost quotas reserved and settled — raised far above the load: checked on every
-             call, never refusing), routing, usage events on (onto the Redis stream when
+             call, never refusing — PII rules, the injection guard, an IP allowlist, the output filter),
+             routing, usage events on (onto the Redis stream when
              REDIS_URL is set, else straight into the database), upstream = that nginx,
   litellm    LiteLLM's own proxy, 1 worker, master key, no database, installed by this script into its own
              venv (.bench/litellm-venv), upstream = that nginx,
@@ -381,15 +382,19 @@ def bench_gateway(args: argparse.Namespace) -> dict[str, Any]:
     )  # fmt: skip
     key = json.loads(seeded.stdout)["api_key"]
     # Policies stay on — every measured call takes its rate limits and reserves (then settles) its quotas in the
-    # limiter's one round trip — but far above any load: per-minute limits per subscription and per consumer
-    # tenant, token and cost quotas on the plan, a request quota on the consumer tenant.
+    # limiter's one round trip, is scrubbed for PII, inspected for prompt injection, checked against an IP
+    # allowlist, and its answer filtered — but far above any load: per-minute limits per subscription and per
+    # consumer tenant, token and cost quotas on the plan, a request quota on the consumer tenant.
     unlimited = (
         "from gateway.models import Plan; from gateway.services import policy_set; from tenants.models import Tenant;"
         "from tenants.services import SYSTEM;"
         "Plan.objects.update(requests_per_minute=10**9, tokens_per_minute=10**12, token_quota=10**15,"
         " cost_quota_micros=10**15, quota_period='month');"
         "policy_set(level='consumer', target=Tenant.objects.get(slug='globex'), actor=SYSTEM,"
-        " rules={'rate_limits': {'requests_per_minute': 10**9}, 'quota': {'requests': 10**12}})"
+        " rules={'rate_limits': {'requests_per_minute': 10**9}, 'quota': {'requests': 10**12},"
+        " 'pii': {'entities': {'email': 'pseudonymize', 'card': 'block', 'secret': 'mask'}},"
+        " 'injection': {'action': 'flag'}, 'output': {'secrets': True, 'action': 'mask'},"
+        " 'access': {'ip_allow': ['127.0.0.0/8']}})"
     )
     subprocess.run([*manage, "shell", "-c", unlimited], cwd=ROOT, env=env, check=True)  # noqa: S603
     litellm_config = work / "litellm.yaml"
@@ -451,7 +456,9 @@ def bench_gateway(args: argparse.Namespace) -> dict[str, Any]:
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "duration_s": args.duration,
         "usage_events": "redis stream" if env.get("REDIS_URL") else "database (embedded)",
-        "rate_limits": "limits, quotas and budgets on, in Redis" if env.get("REDIS_URL") else "on, in process",
+        "rate_limits": "all policies on (limits, quotas and budgets in Redis, PII, injection guard, access, output)"
+        if env.get("REDIS_URL")
+        else "all policies on, in process",
         "litellm_proxy_version": LITELLM_PROXY_VERSION,
         "cpus": os.cpu_count(),
         "pinning": f"servers under test on CPU {sorted(SERVER_CPUS)}, wrk on {sorted(CLIENT_CPUS)}, upstream anywhere"

@@ -24,8 +24,8 @@ from typing import Any
 from django.conf import settings
 
 from gateway import prompts
-from gateway.policies import EffectivePolicy
-from gateway.proxy import budgets, cache, limits, pii, routing, translate, upstream, usage
+from gateway.policies import EffectivePolicy, InjectionRules, OutputFilter
+from gateway.proxy import budgets, cache, injection, limits, pii, routing, translate, upstream, usage
 from gateway.proxy.errors import GatewayError, bad_request, invalid_key
 from gateway.proxy.snapshot import AccessCache, Target
 from portal import events
@@ -378,6 +378,7 @@ class Exchange:
         self.no_cache = False  # the client sent cache-control: no-cache
         self.cache_key: str | None = None  # where its answer is cached (when a policy caches it)
         self.cache_ttl = 0
+        self.output: OutputFilter | None = None  # what its answer may not contain
         self.scrubber: pii.Scrubber | None = None  # PII rules applied to this call (and its placeholders)
         self.restorer: pii.StreamRestorer | None = None  # puts originals back into a stream
 
@@ -387,6 +388,9 @@ async def _route(exchange: Exchange, targets: tuple[Target, ...], sticky: str, g
     tokens and settle its reservation — whatever happened."""
     policy = grant.policy_for(exchange.alias)
     targets = _admissible(exchange, policy, targets)
+    exchange.output = policy.output
+    if policy.injection is not None:
+        await _guard(exchange, policy.injection)
     if policy.pii:
         _scrub(exchange, policy)
     if policy.cache_ttl is not None and cache.is_deterministic(exchange.path, exchange.body):
@@ -413,6 +417,33 @@ async def _route(exchange: Exchange, targets: tuple[Target, ...], sticky: str, g
     finally:
         _count_tokens(exchange, policy)
         _settle(exchange)
+
+
+LARGE_BODY_CHARS = 256_000  # inspected in a worker thread, so a 2 MB body does not hold up other calls
+
+
+async def _guard(exchange: Exchange, rules: InjectionRules) -> None:
+    """The prompt-injection guard on every message of the request, whatever its size."""
+    texts = injection.request_texts(exchange.body)
+    if sum(len(text) for _, text in texts) < LARGE_BODY_CHARS:
+        finding = injection.inspect(texts, rules.threshold)
+    else:
+        finding = await asyncio.to_thread(injection.inspect, texts, rules.threshold)
+    if finding is None:
+        return
+    exchange.record.decisions.append(f"prompt_injection:{finding.detector}:{rules.action}")
+    if rules.action == "block":
+        raise GatewayError(
+            400,
+            f"This request looks like a prompt injection ({finding.detector.replace('_', ' ')} in {finding.where})"
+            f" and was refused (set by {rules.source}).",
+            code="prompt_injection_detected",
+            param=finding.where.split("[")[0],
+        )
+    exchange.notice["x-gatehouse-flagged"] = "prompt-injection"
+    logger.warning(
+        "prompt injection flagged: %s in %s (request %s)", finding.detector, finding.where, exchange.request_id
+    )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -659,7 +690,14 @@ async def _answer(exchange: Exchange, answer: dict[str, Any]) -> None:
     provided = json.dumps(answer).encode()  # what is cached: never the originals placeholders stand for
     if exchange.scrubber is not None:
         answer = exchange.scrubber.answer(answer)
-    body = json.dumps(answer).encode() if exchange.scrubber is not None else provided
+    output = exchange.output
+    screened = output is not None and injection.screen_answer(
+        answer, output.deny_terms, output.secrets, output.action == "block"
+    )
+    if screened:
+        exchange.record.decisions.append(f"output_filter:{output.action if output else ''}")
+    changed = exchange.scrubber is not None or screened
+    body = json.dumps(answer).encode() if changed else provided
     await _send_json(exchange.send, 200, body, exchange.request_id, exchange.notice)
     if exchange.cache_key is not None:  # the client has its answer: storing it delays nobody
         await cache.CACHE.put(exchange.cache_key, provided, exchange.cache_ttl)

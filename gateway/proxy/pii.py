@@ -49,7 +49,7 @@ _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 _SSN = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
-_SECRETS = re.compile(
+SECRETS = re.compile(
     "|".join(
         (
             r"\bAKIA[0-9A-Z]{16}\b",  # AWS access key id
@@ -122,7 +122,7 @@ FINDERS: dict[str, Finder] = {
     "iban": _matches(_IBAN, _iban_valid),
     "ssn": _matches(_SSN),
     "ip": lambda text: (span for pattern in (_IPV4, _IPV6) for span in _matches(pattern, _ip_valid)(text)),
-    "secret": _matches(_SECRETS),
+    "secret": _matches(SECRETS),
     "phone": _phones,
 }
 # When spans overlap, the kind found first in this order wins (a card number also looks like a phone number).

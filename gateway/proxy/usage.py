@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -65,6 +65,7 @@ class CallRecord:
     usage_is_estimated: bool = False
     client_ip: str = ""
     cache_hit: bool = False  # answered from the response cache: no tokens, no cost
+    decisions: list[str] = field(default_factory=list)  # what policies did to it, e.g. "prompt_injection:…"
 
     def take_usage(self, usage: Any) -> bool:
         """Read an OpenAI ``usage`` object; False when there is none to read."""
@@ -112,6 +113,7 @@ class CallRecord:
             "usage_is_estimated": self.usage_is_estimated,
             "client_ip": self.client_ip,
             "cache_hit": self.cache_hit,
+            "policy_decisions": self.decisions,
         }
 
 

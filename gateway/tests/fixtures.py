@@ -85,3 +85,21 @@ async def recorded_usage() -> list[UsageEvent]:
         return list(UsageEvent.all_tenants.order_by("occurred_at", "pk"))
 
     return await sync_to_async(stored)()
+
+
+@pytest.fixture
+def served_embeddings(served, market):
+    """An embeddings API of Acme (model text-embedding-3-small) on the served deployment's provider, to which the
+    market's application is subscribed."""
+    actor = tenant_services.SYSTEM
+    api = catalog.api_create(tenant=market.acme, slug="embed", name="Embed", kind="embeddings", actor=actor)
+    version = catalog.version_create(api=api, version="v1", model_alias="text-embedding-3-small", actor=actor)
+    catalog.version_set_status(version=version, status="published", actor=actor)
+    provider = market.api.versions.get().routes.get().deployment.provider
+    deployment = catalog.deployment_create(
+        provider=provider, name="embedder", model="text-embedding-3-small", actor=actor
+    )
+    catalog.route_add(version=version, deployment=deployment, actor=actor)
+    plan = catalog.plan_create(api=api, slug="free", name="Free", actor=actor, requires_approval=False)
+    subscription_services.subscription_request(application=market.app, api=api, plan=plan, actor=actor)
+    return api

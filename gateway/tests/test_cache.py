@@ -85,20 +85,7 @@ async def test_answers_that_may_differ_are_never_cached(cached, gateway, served,
     assert len(mock_llm.journal) == 2
 
 
-async def test_embeddings_are_cached_too(cached, gateway, served, mock_llm, market):
-    def embeddings_api() -> None:
-        api = catalog.api_create(tenant=market.acme, slug="embed", name="Embed", kind="embeddings", actor=SYSTEM)
-        version = catalog.version_create(api=api, version="v1", model_alias="text-embedding-3-small", actor=SYSTEM)
-        catalog.version_set_status(version=version, status="published", actor=SYSTEM)
-        provider = market.api.versions.get().routes.get().deployment.provider
-        deployment = catalog.deployment_create(
-            provider=provider, name="embedder", model="text-embedding-3-small", actor=SYSTEM
-        )
-        catalog.route_add(version=version, deployment=deployment, actor=SYSTEM)
-        plan = catalog.plan_create(api=api, slug="free", name="Free", actor=SYSTEM, requires_approval=False)
-        subscription_services.subscription_request(application=market.app, api=api, plan=plan, actor=SYSTEM)
-
-    await sync_to_async(embeddings_api)()
+async def test_embeddings_are_cached_too(served_embeddings, cached, gateway, served, mock_llm, market):
     body = {"model": "text-embedding-3-small", "input": "hello"}
 
     answers = [await gateway.post("/v1/embeddings", json=body, headers=served["auth"]) for _ in range(2)]

@@ -227,20 +227,7 @@ async def test_blocked_data_refuses_the_call_without_repeating_it(pii_rules, gat
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("pii_rules", [{"entities": {"email": "mask"}}], indirect=True)
-async def test_embeddings_input_is_inspected(pii_rules, gateway, served, market, mock_llm):
-    def embeddings_api() -> None:
-        api = catalog.api_create(tenant=market.acme, slug="embed", name="Embed", kind="embeddings", actor=SYSTEM)
-        version = catalog.version_create(api=api, version="v1", model_alias="text-embedding-3-small", actor=SYSTEM)
-        catalog.version_set_status(version=version, status="published", actor=SYSTEM)
-        provider = market.api.versions.get().routes.get().deployment.provider
-        deployment = catalog.deployment_create(
-            provider=provider, name="e", model="text-embedding-3-small", actor=SYSTEM
-        )
-        catalog.route_add(version=version, deployment=deployment, actor=SYSTEM)
-        plan = catalog.plan_create(api=api, slug="free", name="Free", actor=SYSTEM, requires_approval=False)
-        subscription_services.subscription_request(application=market.app, api=api, plan=plan, actor=SYSTEM)
-
-    await sync_to_async(embeddings_api)()
+async def test_embeddings_input_is_inspected(served_embeddings, pii_rules, gateway, served, market, mock_llm):
     body = {"model": "text-embedding-3-small", "input": ["a@b.io", "plain"]}
 
     answer = await _post(gateway, served, body, "/v1/embeddings")

@@ -322,3 +322,17 @@ async def test_data_residency_routes_only_to_allowed_regions(gateway, served, ma
     assert "not served in the regions this call may use (us; set by plan Free)" in refused.json()["error"]["message"]
     assert [a.status_code for a in answered] == [200, 200, 200]
     assert {e.deployment_name for e in await recorded_usage() if e.status == 200} == {"in-us"}
+
+
+def test_each_quota_counts_per_the_period_of_the_level_that_set_it():
+    policy = _effective(
+        [
+            ("publisher acme", {"quota": {"period": "day", "requests": 1000}}),
+            ("plan Standard", {"quota": {"period": "month", "cost_micros": 50_000_000}}),
+        ]
+    )
+
+    assert {(q.metric, q.period, q.source) for q in policy.quotas} == {
+        ("requests", "day", "publisher acme"),
+        ("cost", "month", "plan Standard"),
+    }

@@ -484,6 +484,32 @@ def _restore_chunk(restorer: pii.StreamRestorer, data: dict[str, Any]) -> None:
             delta["content"] = restored
 
 
+def _screen_chunk(exchange: Exchange, output: OutputFilter, data: dict[str, Any]) -> bool:
+    """The output filter on one streamed chunk (in place): masks what it finds, or returns True when the rest
+    of the stream must be withheld. Chunk by chunk: a term split across two chunks is not seen."""
+    for choice in data.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if not isinstance(delta, dict) or not isinstance(delta.get("content"), str):
+            continue
+        hit, masked = injection.screen_text(delta["content"], output.deny_terms, output.secrets)
+        if not hit:
+            continue
+        if f"output_filter:{output.action}" not in exchange.record.decisions:
+            exchange.record.decisions.append(f"output_filter:{output.action}")
+        if output.action == "block":
+            return True
+        delta["content"] = masked
+    return False
+
+
+def _withheld(exchange: Exchange, data: dict[str, Any]) -> bytes:
+    """The end of a stream the output filter stopped: a final chunk as OpenAI's content filter sends it."""
+    final = {**data, "model": exchange.alias, "choices": [{"index": 0, "delta": {}, "finish_reason": "content_filter"}]}
+    final.pop("usage", None)
+    _estimate_usage(exchange)
+    return b"data: " + json.dumps(final, separators=(",", ":")).encode() + b"\n\ndata: [DONE]\n\n"
+
+
 async def _answer_from_cache(exchange: Exchange, policy: EffectivePolicy, answer: bytes) -> None:
     """A cached answer: it counts as a request (limits and request quotas), never as tokens or money."""
     takes = [take for take in limits.takes_for(policy.limits, exchange.body) if take.limit.metric == "requests"]
@@ -724,7 +750,7 @@ async def _passed_events(exchange: Exchange, target: Target, chunks: AsyncIterat
                     continue
             elif b'"delta"' in event:
                 exchange.deltas += 1
-                if exchange.metered or exchange.restorer is not None:
+                if exchange.metered or exchange.restorer is not None or exchange.output is not None:
                     try:
                         data = json.loads(event[event.index(b"data:") + 5 :])
                     except ValueError:
@@ -732,8 +758,12 @@ async def _passed_events(exchange: Exchange, target: Target, chunks: AsyncIterat
                     if exchange.metered and not await _metered(exchange, _delta_tokens(data)):
                         yield b"".join(out) + _cut(exchange)
                         return
-                    if exchange.restorer is not None and isinstance(data, dict):
-                        _restore_chunk(exchange.restorer, data)
+                    if isinstance(data, dict) and (exchange.restorer is not None or exchange.output is not None):
+                        if exchange.restorer is not None:
+                            _restore_chunk(exchange.restorer, data)
+                        if exchange.output is not None and _screen_chunk(exchange, exchange.output, data):
+                            yield b"".join(out) + _withheld(exchange, data)
+                            return
                         data["model"] = exchange.alias
                         event = b"data: " + json.dumps(data, separators=(",", ":")).encode()
             out.append(event.replace(b'"model":' + upstream_model, b'"model":' + alias) + b"\n\n")
@@ -755,6 +785,9 @@ async def _translated_events(exchange: Exchange, chunks: AsyncIterator[dict[str,
             return
         if exchange.restorer is not None:
             _restore_chunk(exchange.restorer, chunk)
+        if exchange.output is not None and _screen_chunk(exchange, exchange.output, chunk):
+            yield _withheld(exchange, chunk)
+            return
         chunk["model"] = exchange.alias
         yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
     yield b"data: [DONE]\n\n"
@@ -805,14 +838,21 @@ async def _stream(exchange: Exchange, events: AsyncIterator[bytes]) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await pumping
     record.status, record.error_code = 499, "client_disconnected"  # nginx's code for "the client closed first"
-    if not record.prompt_tokens:  # the provider's usage never came: what was counted on the way
-        record.usage_is_estimated = True
-        if exchange.metered and exchange.reservation is not None:
-            record.prompt_tokens = exchange.reservation.prompt_tokens
-            record.completion_tokens = exchange.reservation.streamed
-        else:
-            record.prompt_tokens = max(1, len(json.dumps(exchange.body.get("messages", ""))) // 4)
-            record.completion_tokens = exchange.deltas
+    _estimate_usage(exchange)
+
+
+def _estimate_usage(exchange: Exchange) -> None:
+    """A stream that ended before the provider's usage came: bill what was counted on the way."""
+    record = exchange.record
+    if record.prompt_tokens:
+        return
+    record.usage_is_estimated = True
+    if exchange.metered and exchange.reservation is not None:
+        record.prompt_tokens = exchange.reservation.prompt_tokens
+        record.completion_tokens = exchange.reservation.streamed
+    else:
+        record.prompt_tokens = max(1, len(json.dumps(exchange.body.get("messages", ""))) // 4)
+        record.completion_tokens = exchange.deltas
 
 
 async def _proxy(

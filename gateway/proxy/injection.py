@@ -235,29 +235,36 @@ def request_texts(body: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+def screen_text(content: str, deny_terms: tuple[str, ...], secrets: bool) -> tuple[bool, str]:
+    """(whether ``content`` holds a deny-term or a secret, the content with them masked)."""
+    from gateway.proxy.pii import SECRETS  # here: the rest of this module is the standard library only (training)
+
+    hits = [term for term in deny_terms if term in normalize(content)]
+    leaked = bool(secrets and SECRETS.search(content))
+    if not hits and not leaked:
+        return False, content
+    if leaked:
+        content = SECRETS.sub("[SECRET]", content)
+    for term in hits:
+        content = re.sub(re.escape(term), "[FILTERED]", content, flags=re.IGNORECASE)
+    return True, content
+
+
 def screen_answer(answer: dict[str, Any], deny_terms: tuple[str, ...], secrets: bool, block: bool) -> bool:
     """The output filter on a non-streamed answer, in place: deny-terms (matched on normalized text) and leaked
     secrets are masked, or — when ``block`` — the whole answer is withheld as OpenAI's content filter does
     (empty content, ``finish_reason: content_filter``). Returns whether anything was found."""
-    from gateway.proxy.pii import SECRETS  # here: the rest of this module is the standard library only (training)
-
     found = False
     for choice in answer.get("choices") or ():
         message = choice.get("message") if isinstance(choice, dict) else None
         if not isinstance(message, dict) or not isinstance(message.get("content"), str):
             continue
-        content: str = message["content"]
-        hits = [term for term in deny_terms if term in normalize(content)]
-        leaked = bool(secrets and SECRETS.search(content))
-        if not hits and not leaked:
+        hit, masked = screen_text(message["content"], deny_terms, secrets)
+        if not hit:
             continue
         found = True
         if block:
             message["content"], choice["finish_reason"] = "", "content_filter"
-            continue
-        if leaked:
-            content = SECRETS.sub("[SECRET]", content)
-        for term in hits:
-            content = re.sub(re.escape(term), "[FILTERED]", content, flags=re.IGNORECASE)
-        message["content"] = content
+        else:
+            message["content"] = masked
     return found

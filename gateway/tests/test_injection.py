@@ -4,6 +4,7 @@ message and every size inspected, block or flag; deny-terms and leaked secrets k
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import sys
 from pathlib import Path
@@ -200,3 +201,35 @@ async def test_a_blocking_output_filter_withholds_the_answer_like_a_content_filt
     choice = answer.json()["choices"][0]
     assert answer.status_code == 200
     assert (choice["message"]["content"], choice["finish_reason"]) == ("", "content_filter")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("guarded", [{"output": {"secrets": True, "action": "mask"}}], indirect=True)
+async def test_the_output_filter_masks_a_stream_too(guarded, gateway, served):
+    body = {**_say("!reply the key is AKIAIOSFODNN7EXAMPLE ok"), "stream": True}
+
+    answer = await gateway.post("/v1/chat/completions", json=body, headers=served["auth"])
+
+    chunks = [json.loads(line[6:]) for line in answer.text.splitlines() if line.startswith("data: {")]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == "the key is [SECRET] ok"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("guarded", [{"output": {"deny_terms": ["falcon"], "action": "block"}}], indirect=True)
+async def test_a_blocking_output_filter_ends_a_stream_like_a_content_filter(guarded, gateway, served):
+    from gateway.tests.fixtures import recorded_usage
+
+    body = {**_say("!reply codename falcon is ready"), "stream": True}
+
+    answer = await gateway.post("/v1/chat/completions", json=body, headers=served["auth"])
+
+    lines = [line[6:] for line in answer.text.splitlines() if line.startswith("data: ")]
+    chunks = [json.loads(line) for line in lines[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert lines[-1] == "[DONE]"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "content_filter"
+    assert "falcon" not in text
+    [event] = await recorded_usage()
+    assert event.usage_is_estimated
+    assert event.completion_tokens > 0  # what was streamed before the filter stopped it is still billed

@@ -267,3 +267,15 @@ async def test_a_placeholder_never_maps_to_another_tenants_value(pii_rules, gate
 
     assert theirs.json()["choices"][0]["message"]["content"] == placeholder
     assert "jane.doe@example.com" not in theirs.text
+
+
+@pytest.mark.parametrize("entity", list(EXAMPLES))
+@pytest.mark.parametrize("action", ["mask", "redact", "block", "pseudonymize"])
+def test_each_detector_scrubs_answers_too(entity, action):
+    text, value = EXAMPLES[entity]
+    answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
+
+    scrubbed = scrubber({entity: action}).answer(answer)["choices"][0]["message"]["content"]
+
+    assert value not in scrubbed  # the model's own output: never a placeholder, never refused once paid for
+    assert ("[REDACTED]" if action == "redact" else f"[{entity.upper()}]") in scrubbed

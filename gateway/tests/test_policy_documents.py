@@ -255,3 +255,18 @@ def test_a_viewer_reads_the_document_but_cannot_edit_it(client, market, configur
     assert page.status_code == 200
     assert "readonly" in page.content.decode()
     assert "Preview changes" not in page.content.decode()
+
+
+def test_operators_set_the_platform_default_from_the_command_line(market, tmp_path):
+    path = tmp_path / "platform.yaml"
+    path.write_text("rate_limits:\n  requests_per_minute: 600\n")
+    shown = io.StringIO()
+
+    call_command("policies", "platform", str(path))
+    call_command("policies", "platform", stdout=shown)
+
+    assert Policy.objects.get(level="platform").rules == {"rate_limits": {"requests_per_minute": 600}}
+    assert "requests_per_minute: 600" in shown.getvalue()
+    path.write_text("rate_limits:\n  requests_per_minute: 0\n")
+    with pytest.raises(CommandError, match="Invalid policy"):
+        call_command("policies", "platform", str(path))

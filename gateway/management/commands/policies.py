@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from gateway import policy_documents, selectors, services
+from gateway.models import Policy
 from portal.errors import DomainError
 from tenants.models import Tenant
 from tenants.services import SYSTEM
@@ -41,6 +43,10 @@ class Command(BaseCommand):
         rollback.add_argument("version", type=int)
         rollback.add_argument("--dry-run", action="store_true")
         verbs.add_parser("schema", help="Print the document's JSON schema.")
+        platform = verbs.add_parser(
+            "platform", help="Show the platform default rules, or set them from a YAML/JSON rules FILE ('-': stdin)."
+        )
+        platform.add_argument("file", nargs="?")
 
     def handle(self, *args: Any, verb: str, **options: Any) -> None:
         try:
@@ -83,6 +89,20 @@ class Command(BaseCommand):
             tenant=_tenant(tenant), number=version, actor=SYSTEM, dry_run=dry_run
         )
         self._show(result, dry_run)
+
+    def _platform(self, *, file: str | None, **_: Any) -> None:
+        """The platform default: the least specific level of the publisher's side, set by an operator."""
+        if file is None:
+            current = Policy.objects.filter(level=Policy.Level.PLATFORM).first()
+            self.stdout.write(yaml.safe_dump(current.rules if current else {}, sort_keys=False) if current else "{}\n")
+            return
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+        try:
+            rules = yaml.safe_load(text) or {}
+        except yaml.YAMLError:
+            raise CommandError("This is not valid YAML.") from None
+        services.policy_set(level=Policy.Level.PLATFORM, target=None, rules=rules, actor=SYSTEM)
+        self.stdout.write("Platform default rules set." if rules else "Platform default rules removed.")
 
     def _schema(self, **_: Any) -> None:
         import json

@@ -53,6 +53,11 @@ class UsageEvent(TenantOwned):
         default=False, help_text="The provider reported no usage (e.g. the client left mid-stream)."
     )
     cache_hit = models.BooleanField(default=False, help_text="Answered from the response cache: no tokens, no cost.")
+    cached_tokens = models.PositiveIntegerField(default=0, help_text="Prompt tokens served from the provider cache.")
+    upstream_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time spent waiting on the provider.")
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    region = models.CharField(max_length=20, blank=True, help_text="Where the deployment that answered runs.")
+    policy_decisions = models.JSONField(default=list, blank=True, help_text="What policies did, e.g. flagged.")
 
     class Meta(TenantOwned.Meta):
         ordering = ["-occurred_at"]
@@ -89,3 +94,64 @@ class AlertEvent(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.message}"
+
+
+class RollupBacklog(models.Model):
+    """An hour of the call log whose rollups must be computed again: written with the events themselves (same
+    transaction), so an event that arrives late — or twice — always gets its bucket recomputed, exactly."""
+
+    hour = models.DateTimeField(unique=True)
+
+    def __str__(self) -> str:
+        return f"roll up {self.hour:%Y-%m-%d %H}:00"
+
+
+class UsageRollup(TenantOwned):
+    """The call log summed per hour and per day by consumer tenant, application, key, API, model and deployment.
+
+    Reports and dashboards read these, never the raw rows. Latency percentiles are exact: computed from the raw
+    rows of the bucket each time it is rolled up (never merged from smaller buckets). Ids of things gone are
+    kept as plain numbers; 0 stands for "none" (so the unique constraint holds without NULLs).
+    """
+
+    class Granularity(models.TextChoices):
+        HOUR = "hour", "Hour"
+        DAY = "day", "Day"
+
+    granularity = models.CharField(max_length=4, choices=Granularity.choices)
+    bucket_start = models.DateTimeField()
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage_rollups")
+    publisher_id = models.PositiveBigIntegerField(default=0)
+    application_id = models.PositiveBigIntegerField(default=0)
+    application_slug = models.CharField(max_length=50, blank=True)
+    key_public_id = models.CharField(max_length=16, blank=True)
+    api_id = models.PositiveBigIntegerField(default=0)
+    api_label = models.CharField(max_length=110, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    deployment_id = models.PositiveBigIntegerField(default=0)
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    cache_hits = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cost_micros = models.PositiveBigIntegerField(default=0)
+    latency_p50_ms = models.PositiveIntegerField(default=0)
+    latency_p95_ms = models.PositiveIntegerField(default=0)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "granularity", "bucket_start", "tenant", "application_id", "key_public_id", "api_id", "model",
+                    "deployment_id",
+                ],
+                name="usage_rollup_unique_bucket",
+            )
+        ]  # fmt: skip
+        indexes = [
+            models.Index(fields=["tenant", "granularity", "bucket_start"], name="rollup_tenant_time"),
+            models.Index(fields=["publisher_id", "granularity", "bucket_start"], name="rollup_publisher_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.granularity} {self.bucket_start:%Y-%m-%d %H}:00 {self.model}"

@@ -17,3 +17,18 @@ def ingest_usage() -> int:
     if not settings.REDIS_URL:
         return 0  # embedded mode: the gateway writes its events straight to the database
     return services.usage_stream_drain(consumer=f"{socket.gethostname()}-{os.getpid()}")
+
+
+@shared_task(name="analytics.roll_up_usage")
+def roll_up_usage() -> int:
+    """Recompute the hourly and daily rollups of the hours that got new events (every minute)."""
+    total = 0
+    while hours := services.usage_rollups_refresh():
+        total += hours
+    return total
+
+
+@shared_task(name="analytics.trim_call_log")
+def trim_call_log() -> int:
+    """Drop raw call-log rows past their retention (daily); rollups stay."""
+    return services.call_log_trim()

@@ -168,7 +168,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "subscriptions-revert-due-changes": {"task": "subscriptions.revert_due_changes", "schedule": 60.0},
     # Usage events wait in a Redis stream until this moves them into the call log (analytics/services.py).
     "analytics-ingest-usage": {"task": "analytics.ingest_usage", "schedule": 5.0},
+    "analytics-roll-up-usage": {"task": "analytics.roll_up_usage", "schedule": 60.0},
+    "analytics-trim-call-log": {"task": "analytics.trim_call_log", "schedule": 86_400.0},
 }
+# Raw call-log rows are kept this long; hourly and daily rollups stay.
+CALL_LOG_RETENTION_DAYS = env_int("GATEHOUSE_CALL_LOG_RETENTION_DAYS", 90)
 # The Redis stream gateways append usage events to (a setting so that test runs can keep theirs apart).
 USAGE_STREAM = env_str("GATEHOUSE_USAGE_STREAM", f"{CACHE_KEY_PREFIX}:usage")
 # Rate-limit windows live under this Redis key prefix (gateway/proxy/limits.py).

@@ -651,11 +651,12 @@ async def _try_deployments(
         target = exchange.target = candidates[index]
         record = exchange.record
         record.attempts, record.deployment_id, record.deployment_name = attempt, target.deployment_id, target.name
-        record.provider_kind = target.kind
+        record.provider_kind, record.region = target.kind, target.region
         record.input_price, record.output_price = (
             target.input_price_micros_per_mtok,
             target.output_price_micros_per_mtok,
         )
+        called = time.monotonic()
         try:
             await _call(exchange, target)
         except GatewayError as error:
@@ -678,6 +679,9 @@ async def _try_deployments(
         else:
             BREAKERS.succeeded(target.deployment_id)
             return
+        finally:
+            waited = round((time.monotonic() - called) * 1000)
+            record.upstream_ms = (record.upstream_ms or 0) + waited
 
 
 async def _call(exchange: Exchange, target: Target) -> None:

@@ -232,18 +232,21 @@ class Decision:
         return headers
 
 
-# KEYS: one hash per counter. ARGV: for each counter its kind (0: a rate-limit window, 1: a quota), limit, need,
-# consume and window (for a quota: the seconds left in its period).
+# KEYS: one hash per counter. ARGV[1]: for each counter "kind,limit,need,consume,window", separated by ";" (kind 0:
+# a rate-limit window, 1: a quota; a quota's window is the seconds left in its period) — one argument, because
+# the client spends more time encoding arguments than Redis spends running the script.
 # Returns {admitted (1/0), retry_after, now, used_1, oldest_1, used_2, oldest_2, …}; a quota's "used" counts its
 # outstanding reservations too.
 TAKE_SCRIPT = """
 local now = tonumber(redis.call('TIME')[1])
 local admitted, retry_after = 1, 0
-local used, oldest = {}, {}
+local used, oldest, specs = {}, {}, {}
+for kind, limit, need, consume, window in string.gmatch(ARGV[1], '(%d+),(%d+),(%d+),(%d+),(%d+)') do
+  -- consume stays a string: HINCRBY gets it exactly as sent, whatever its size
+  specs[#specs + 1] = {tonumber(kind), tonumber(limit), tonumber(need), consume, tonumber(window)}
+end
 for i = 1, #KEYS do
-  local base = (i - 1) * 5
-  local kind, limit, need = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
-  local window = tonumber(ARGV[base + 5])
+  local kind, limit, need, window = specs[i][1], specs[i][2], specs[i][3], specs[i][5]
   if kind == 1 then
     local held = redis.call('HMGET', KEYS[i], 'used', 'reserved')
     used[i], oldest[i] = (tonumber(held[1]) or 0) + math.max(0, tonumber(held[2]) or 0), now
@@ -282,16 +285,15 @@ for i = 1, #KEYS do
 end
 if admitted == 1 then
   for i = 1, #KEYS do
-    local base = (i - 1) * 5
-    local kind, consume, window = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 4]), tonumber(ARGV[base + 5])
+    local kind, consume, window = specs[i][1], specs[i][4], specs[i][5]
     if kind == 1 then
-      if consume > 0 then redis.call('HINCRBY', KEYS[i], 'reserved', consume) end
+      if consume ~= '0' then redis.call('HINCRBY', KEYS[i], 'reserved', consume) end
       redis.call('EXPIRE', KEYS[i], window + 86400)
     else
-      if consume > 0 then redis.call('HINCRBY', KEYS[i], now, consume) end
+      if consume ~= '0' then redis.call('HINCRBY', KEYS[i], now, consume) end
       redis.call('EXPIRE', KEYS[i], window + 1)
     end
-    used[i] = used[i] + consume
+    used[i] = used[i] + tonumber(consume)
   end
 end
 local result = {admitted, retry_after, now}
@@ -308,7 +310,8 @@ return result
 # threshold is returned once per period, whichever worker's settlement crossed it.
 SETTLE_SCRIPT = """
 local ttl = tonumber(ARGV[3]) + 86400
-if not redis.call('SET', KEYS[2], 1, 'NX', 'EX', ttl) then
+-- the guard only has to outlive a resend (Redis back within the hour): it expires, so guards do not pile up
+if not redis.call('SET', KEYS[2], 1, 'NX', 'EX', 3600) then
   return {0, tonumber(redis.call('HGET', KEYS[1], 'used') or '0')}
 end
 local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0')
@@ -490,12 +493,14 @@ class Limiter:
             if settings.REDIS_URL and spends:  # Redis is resting after a failure: money is never spent blind
                 return Decision(allowed=False, unavailable=True, second=int(time.time()))
             return (self._fallback or self._local).take(takes)
-        keys = [f"{self._prefix()}:{take.limit.counter}" for take in takes]
-        args: list[int] = []
-        for take in takes:
-            args += [int(take.is_quota), take.limit.limit, take.need, take.consume, take.limit.window_seconds]
+        prefix = self._prefix()
+        keys = [f"{prefix}:{take.limit.counter}" for take in takes]
+        specs = ";".join(
+            f"{int(take.is_quota)},{take.limit.limit},{take.need},{take.consume},{take.limit.window_seconds}"
+            for take in takes
+        )
         try:
-            reply = await script(keys=keys, args=args)
+            reply = await script(keys=keys, args=[specs])
         except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as error:
             fallback = self._outage(error)
             if spends:

@@ -64,6 +64,9 @@ class CallRecord:
     ttft_ms: int | None = None
     usage_is_estimated: bool = False
     client_ip: str = ""
+    region: str = ""  # of the deployment that answered
+    cached_tokens: int = 0  # prompt tokens the provider served from its cache
+    upstream_ms: int | None = None  # time spent waiting on providers
     cache_hit: bool = False  # answered from the response cache: no tokens, no cost
     decisions: list[str] = field(default_factory=list)  # what policies did to it, e.g. "prompt_injection:…"
 
@@ -76,6 +79,9 @@ class CallRecord:
             return False
         self.prompt_tokens = prompt
         self.completion_tokens = completion if isinstance(completion, int) else 0
+        details = usage.get("prompt_tokens_details")
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
+        self.cached_tokens = cached if isinstance(cached, int) and cached >= 0 else 0
         return True
 
     def cost_micros(self) -> int:
@@ -112,6 +118,9 @@ class CallRecord:
             "ttft_ms": self.ttft_ms,
             "usage_is_estimated": self.usage_is_estimated,
             "client_ip": self.client_ip,
+            "region": self.region,
+            "cached_tokens": self.cached_tokens,
+            "upstream_ms": self.upstream_ms,
             "cache_hit": self.cache_hit,
             "policy_decisions": self.decisions,
         }

@@ -38,6 +38,9 @@ async def test_a_call_is_recorded_once_with_tokens_cost_and_deployment(gateway, 
     assert event.cost_micros == expected
     assert event.key_public_id == served["key"].public_id
     assert not event.usage_is_estimated
+    assert (event.region, event.client_ip) == ("eu", "127.0.0.1")
+    assert event.upstream_ms is not None
+    assert event.upstream_ms <= event.latency_ms
 
 
 async def test_a_stream_is_billed_by_the_usage_the_client_did_not_ask_for(gateway, served, mock_llm):

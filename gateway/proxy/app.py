@@ -520,8 +520,8 @@ async def _answer_from_cache(exchange: Exchange, policy: EffectivePolicy, answer
         raise _refusal(decision)
     limits.LIMITER.settle([limits.Settlement(t.limit, 1, 1) for t in takes if isinstance(t.limit, limits.PeriodQuota)])
     exchange.record.status, exchange.record.cache_hit = 200, True
-    if exchange.scrubber is not None:  # cached as the provider answered: with this tenant's placeholders
-        answer = json.dumps(exchange.scrubber.answer(json.loads(answer))).encode()
+    if exchange.scrubber is not None or exchange.output is not None:  # cached as the provider answered
+        answer = _delivered(exchange, json.loads(answer)) or answer
     headers = {**exchange.notice, **decision.headers(), "x-gatehouse-cache": "hit"}
     await _send_json(exchange.send, 200, answer, exchange.request_id, headers)
 
@@ -718,19 +718,24 @@ async def _answer(exchange: Exchange, answer: dict[str, Any]) -> None:
     exchange.record.take_usage(answer.get("usage"))
     exchange.record.status = 200
     provided = json.dumps(answer).encode()  # what is cached: never the originals placeholders stand for
-    if exchange.scrubber is not None:
-        answer = exchange.scrubber.answer(answer)
-    output = exchange.output
-    screened = output is not None and injection.screen_answer(
-        answer, output.deny_terms, output.secrets, output.action == "block"
-    )
-    if screened:
-        exchange.record.decisions.append(f"output_filter:{output.action if output else ''}")
-    changed = exchange.scrubber is not None or screened
-    body = json.dumps(answer).encode() if changed else provided
+    body = _delivered(exchange, answer) or provided
     await _send_json(exchange.send, 200, body, exchange.request_id, exchange.notice)
     if exchange.cache_key is not None:  # the client has its answer: storing it delays nobody
         await cache.CACHE.put(exchange.cache_key, provided, exchange.cache_ttl)
+
+
+def _delivered(exchange: Exchange, answer: dict[str, Any]) -> bytes | None:
+    """What the client gets of an answer (fresh or cached): placeholders restored and PII scrubbed, the output
+    filter applied. None when nothing changed (the provider's bytes can go as they are)."""
+    changed = False
+    if exchange.scrubber is not None:
+        answer, changed = exchange.scrubber.answer(answer), True
+    output = exchange.output
+    block = output is not None and output.action == "block"
+    if output is not None and injection.screen_answer(answer, output.deny_terms, output.secrets, block):
+        exchange.record.decisions.append(f"output_filter:{output.action}")
+        changed = True
+    return json.dumps(answer).encode() if changed else None
 
 
 async def _passed_events(exchange: Exchange, target: Target, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -126,3 +126,13 @@ async def test_hits_count_as_requests_but_not_as_tokens(cached, gateway, served,
     tokens = await limits.LIMITER.held(Quota("subscription", subscription, "tokens", 1, "day", "UTC").at(now))
     assert requests == (2, 0)
     assert tokens == (answers[0].json()["usage"]["total_tokens"], 0)  # the miss only
+
+
+@pytest.mark.parametrize("cached", [{"output": {"deny_terms": ["paris"], "action": "mask"}}], indirect=True)
+async def test_a_cached_answer_passes_the_output_filter_too(cached, gateway, served, mock_llm):
+    body = {**DETERMINISTIC, "messages": [{"role": "user", "content": "!reply It is Paris."}]}
+
+    answers = [await call(gateway, served, body) for _ in range(2)]
+
+    assert [a.headers["x-gatehouse-cache"] for a in answers] == ["miss", "hit"]
+    assert [a.json()["choices"][0]["message"]["content"] for a in answers] == ["It is [FILTERED]."] * 2

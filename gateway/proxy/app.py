@@ -384,8 +384,9 @@ class Exchange:
 
 
 async def _route(exchange: Exchange, targets: tuple[Target, ...], sticky: str, grant: ApiGrant) -> None:
-    """Admit the call under its limits and quotas, try its deployments in order, and when it is over count its
-    tokens and settle its reservation — whatever happened."""
+    """The call's policies in order — access rules, injection guard, PII, cache, reservation — then its
+    deployments (admission takes the rate limits and the reservation in one round trip); whatever happens, its
+    tokens are counted and its reservation settled."""
     policy = grant.policy_for(exchange.alias)
     targets = _admissible(exchange, policy, targets)
     exchange.output = policy.output
@@ -393,15 +394,33 @@ async def _route(exchange: Exchange, targets: tuple[Target, ...], sticky: str, g
         await _guard(exchange, policy.injection)
     if policy.pii:
         _scrub(exchange, policy)
-    if policy.cache_ttl is not None and cache.is_deterministic(exchange.path, exchange.body):
-        tenant = exchange.record.tenant_id or 0
-        exchange.cache_key = cache.key_for(tenant, grant.api_id, exchange.alias, exchange.path, exchange.body)
-        exchange.cache_ttl = policy.cache_ttl
-        cached = None if exchange.no_cache else await cache.CACHE.get(exchange.cache_key)
-        if cached is not None:
-            await _answer_from_cache(exchange, policy, cached)
-            return
+    if await _served_from_cache(exchange, policy, grant.api_id):
+        return
+    takes = _reserve(exchange, policy, targets)
+    try:
+        await _try_deployments(exchange, targets, sticky, takes)
+    finally:
+        _count_tokens(exchange, policy)
+        _settle(exchange)
+
+
+async def _served_from_cache(exchange: Exchange, policy: EffectivePolicy, api_id: int) -> bool:
+    """When a policy caches this (deterministic) request: answer it from the cache if it is there."""
+    if policy.cache_ttl is None or not cache.is_deterministic(exchange.path, exchange.body):
+        return False
+    tenant = exchange.record.tenant_id or 0
+    exchange.cache_key = cache.key_for(tenant, api_id, exchange.alias, exchange.path, exchange.body)
+    exchange.cache_ttl = policy.cache_ttl
+    cached = None if exchange.no_cache else await cache.CACHE.get(exchange.cache_key)
+    if cached is None:
         exchange.notice["x-gatehouse-cache"] = "miss"
+        return False
+    await _answer_from_cache(exchange, policy, cached)
+    return True
+
+
+def _reserve(exchange: Exchange, policy: EffectivePolicy, targets: tuple[Target, ...]) -> list[limits.Take]:
+    """What admission must take: the rate limits, and the worst case of the call from its quotas."""
     completes = exchange.path == "/chat/completions"
     if completes:
         budgets.requested_max_tokens(exchange.body)  # a nonsensical max_tokens is a 400 for everyone
@@ -412,11 +431,7 @@ async def _route(exchange: Exchange, targets: tuple[Target, ...], sticky: str, g
         exchange.metered = exchange.stream and policy.spends
         if completes and policy.spends and not exchange.stream and budgets.requested_max_tokens(exchange.body) is None:
             exchange.body = {**exchange.body, "max_tokens": reservation.completion_tokens}  # capped where paid up to
-    try:
-        await _try_deployments(exchange, targets, sticky, takes)
-    finally:
-        _count_tokens(exchange, policy)
-        _settle(exchange)
+    return takes
 
 
 LARGE_BODY_CHARS = 256_000  # inspected in a worker thread, so a 2 MB body does not hold up other calls

@@ -17,7 +17,12 @@ from gateway.mock_llm import MockLLMServer
 
 # Shared fixtures: personas of two tenants (tenants), a small publisher/consumer market (subscriptions), the
 # gateway in-process with a served market (gateway).
-pytest_plugins = ["tenants.tests.fixtures", "subscriptions.tests.fixtures", "gateway.tests.fixtures"]
+pytest_plugins = [
+    "tenants.tests.fixtures",
+    "subscriptions.tests.fixtures",
+    "gateway.tests.fixtures",
+    "analytics.tests.fixtures",
+]
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

@@ -74,26 +74,107 @@ class UsageEvent(TenantOwned):
         return self.prompt_tokens + self.completion_tokens
 
 
-class AlertEvent(TenantOwned):
-    """Something a tenant should hear about, raised by the gateway (a quota crossing 80%, say) and delivered by
-    the alert rules. ``event_id`` names the condition and its period, so the same alert is stored once however
-    many workers noticed it."""
+class AlertKind(models.TextChoices):
+    QUOTA_THRESHOLD = "quota_threshold", "Quota or budget threshold crossed"
+    BUDGET_FORECAST = "budget_forecast", "Forecast to exceed the monthly budget"
+    ERROR_RATE = "error_rate", "Error rate over a window"
+    LATENCY_P95 = "latency_p95", "Latency p95 over a window"
+    ANOMALY = "anomaly", "A key's traffic or spend far above its own baseline"
 
-    class Kind(models.TextChoices):
-        QUOTA_THRESHOLD = "quota_threshold", "Quota threshold crossed"
+
+class AlertRule(TenantOwned):
+    """What a tenant wants to hear about, and where to send it (e-mail, a signed webhook, or both).
+
+    ``threshold`` reads by kind: quota_threshold → percent of the quota (fires on the gateway's crossings at or
+    above it); error_rate → percent of calls with status ≥ 400; latency_p95 → milliseconds; anomaly → z-score
+    of the key's last hour against its previous 24 hours; budget_forecast → ignored (``budget_micros`` is the
+    line). Evaluated rules fire at most once per window (``AlertEvent.event_id`` names rule and window).
+    """
+
+    class Metric(models.TextChoices):
+        REQUESTS = "requests", "Requests"
+        SPEND = "spend", "Spend"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="alert_rules")
+    name = models.CharField(max_length=120)
+    kind = models.CharField(max_length=30, choices=AlertKind.choices)
+    is_active = models.BooleanField(default=True)
+    threshold = models.FloatField(default=0)
+    window_minutes = models.PositiveIntegerField(default=15, help_text="error_rate and latency_p95.")
+    min_requests = models.PositiveIntegerField(default=20, help_text="No verdict on fewer calls than this.")
+    budget_micros = models.PositiveBigIntegerField(default=0, help_text="budget_forecast: the month's budget.")
+    metric = models.CharField(max_length=10, choices=Metric.choices, default=Metric.REQUESTS, help_text="anomaly.")
+    email_to = models.CharField(max_length=500, blank=True, help_text="Comma-separated addresses.")
+    webhook_url = models.URLField(max_length=500, blank=True)
+    webhook_secret = models.TextField(blank=True, help_text="Fernet-encrypted HMAC key (portal/crypto.py).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(TenantOwned.Meta):
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}: {self.name} ({self.kind})"
+
+    @property
+    def recipients(self) -> list[str]:
+        return [address.strip() for address in self.email_to.split(",") if address.strip()]
+
+
+class AlertEvent(TenantOwned):
+    """Something a tenant should hear about: raised by the gateway (a quota crossing 80%, say) or by an
+    evaluated rule, and delivered through the rules. ``event_id`` names the condition and its period or
+    window, so the same alert is stored once however many workers noticed it."""
+
+    Kind = AlertKind
 
     event_id = models.CharField(max_length=200, unique=True)
     occurred_at = models.DateTimeField(db_index=True)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="alert_events")
-    kind = models.CharField(max_length=30, choices=Kind.choices)
+    rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    kind = models.CharField(max_length=30, choices=AlertKind.choices)
     message = models.CharField(max_length=300)
     details = models.JSONField(default=dict, blank=True)
 
     class Meta(TenantOwned.Meta):
         ordering = ["-occurred_at"]
+        indexes = [models.Index(fields=["tenant", "occurred_at"], name="alert_tenant_time")]
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.message}"
+
+
+class AlertDelivery(models.Model):
+    """One alert sent through one channel of one rule; retried with backoff until delivered or given up.
+
+    Unique per (alert, rule, channel): planning the same alert twice never sends it twice.
+    """
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        WEBHOOK = "webhook", "Webhook"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    alert = models.ForeignKey(AlertEvent, on_delete=models.CASCADE, related_name="deliveries")
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True, help_text="Safe to show: no secrets, no bodies.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["alert", "rule", "channel"], name="alert_delivery_once_per_channel")
+        ]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="alert_delivery_due")]
+
+    def __str__(self) -> str:
+        return f"{self.alert_id} via {self.channel}: {self.state}"
 
 
 class RollupBacklog(models.Model):
@@ -137,6 +218,9 @@ class UsageRollup(TenantOwned):
     cost_micros = models.PositiveBigIntegerField(default=0)
     latency_p50_ms = models.PositiveIntegerField(default=0)
     latency_p95_ms = models.PositiveIntegerField(default=0)
+    latency_histogram = models.JSONField(
+        default=dict, blank=True, help_text="analytics.sketch: mergeable, for percentiles over many rows."
+    )
 
     class Meta(TenantOwned.Meta):
         constraints = [

@@ -11,16 +11,22 @@ import ipaddress
 import json
 import logging
 import math
+import secrets
+import smtplib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
 from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from analytics.models import AlertEvent, RollupBacklog, UsageEvent, UsageRollup
+from analytics import selectors, sketch, webhooks
+from analytics.models import AlertDelivery, AlertEvent, AlertKind, AlertRule, RollupBacklog, UsageEvent, UsageRollup
+from portal.crypto import decrypt, encrypt
 from tenants.models import Tenant
+from tenants.services import Actor, audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +74,8 @@ def alert_events_record(*, events: list[dict[str, Any]]) -> int:
     existing = set(Tenant.objects.filter(pk__in={e["tenant_id"] for e in events}).values_list("pk", flat=True))
     fresh = {e["event_id"]: _alert(e) for e in events if e["event_id"] not in seen and e["tenant_id"] in existing}
     AlertEvent.all_tenants.bulk_create(fresh.values(), ignore_conflicts=True)
+    if fresh:
+        _plan_quota_deliveries(set(fresh))
     return len(fresh)
 
 
@@ -205,6 +213,7 @@ def _roll_up(granularity: str, start: datetime, end: datetime) -> int:
                 **group,
                 latency_p50_ms=_nearest_rank(latencies, 0.5),
                 latency_p95_ms=_nearest_rank(latencies, 0.95),
+                latency_histogram=sketch.histogram_of(latencies),
             )
         )
     UsageRollup.all_tenants.bulk_create(rollups)
@@ -240,3 +249,168 @@ def call_log_trim(*, older_than_days: int | None = None) -> int:
     cutoff = timezone.now() - timedelta(days=days)
     deleted, _ = UsageEvent.all_tenants.filter(occurred_at__lt=cutoff).delete()
     return deleted
+
+
+# --- alerts -------------------------------------------------------------------------------------------------
+
+# Seconds to wait before attempt 2, 3, …; after the last the delivery is given up (and shown as failed).
+DELIVERY_BACKOFF = (30, 120, 600, 1800, 7200)
+DELIVERY_LEASE = timedelta(minutes=5)
+
+
+@transaction.atomic
+def alert_rule_create(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    name: str,
+    kind: str,
+    threshold: float = 0,
+    window_minutes: int = 15,
+    min_requests: int = 20,
+    budget_micros: int = 0,
+    metric: str = AlertRule.Metric.REQUESTS,
+    email_to: str = "",
+    webhook_url: str = "",
+) -> tuple[AlertRule, str]:
+    """Create a rule; returns it and, when it has a webhook, the signing secret (shown to the user once)."""
+    secret = f"whsec_{secrets.token_urlsafe(24)}" if webhook_url else ""
+    rule = AlertRule(
+        tenant=tenant, name=name, kind=kind, threshold=threshold, window_minutes=window_minutes,
+        min_requests=min_requests, budget_micros=budget_micros, metric=metric, email_to=email_to,
+        webhook_url=webhook_url, webhook_secret=encrypt(secret) if secret else "",
+    )  # fmt: skip
+    rule.full_clean()
+    rule.save()
+    audit_record(
+        actor=actor, action="alert_rule.created", tenant=tenant, target=rule,
+        details={"name": name, "kind": kind, "email_to": email_to, "webhook_url": webhook_url},
+    )  # fmt: skip
+    return rule, secret
+
+
+@transaction.atomic
+def alert_rule_delete(*, rule: AlertRule, actor: Actor) -> None:
+    audit_record(actor=actor, action="alert_rule.deleted", tenant=rule.tenant, target=rule, details={"name": rule.name})
+    rule.delete()
+
+
+def _plan_deliveries(alert: AlertEvent, rules: list[AlertRule], now: datetime) -> int:
+    """One pending delivery per channel of each rule (unique: planning twice sends once); sent after commit."""
+    planned = []
+    for rule in rules:
+        if rule.recipients:
+            planned.append(
+                AlertDelivery(alert=alert, rule=rule, channel=AlertDelivery.Channel.EMAIL, next_attempt_at=now)
+            )
+        if rule.webhook_url:
+            planned.append(
+                AlertDelivery(alert=alert, rule=rule, channel=AlertDelivery.Channel.WEBHOOK, next_attempt_at=now)
+            )
+    AlertDelivery.objects.bulk_create(planned, ignore_conflicts=True)
+    if planned:
+        from analytics.tasks import deliver_alerts
+
+        transaction.on_commit(deliver_alerts.delay)
+    return len(planned)
+
+
+def _plan_quota_deliveries(event_ids: set[str]) -> None:
+    """The gateway's quota crossings go out through the tenant's quota rules whose threshold they reached."""
+    for alert in AlertEvent.all_tenants.filter(event_id__in=event_ids, kind=AlertKind.QUOTA_THRESHOLD):
+        percent = alert.details.get("percent", 0)
+        rules = AlertRule.all_tenants.filter(
+            tenant_id=alert.tenant_id, kind=AlertKind.QUOTA_THRESHOLD, is_active=True, threshold__lte=percent
+        )
+        _plan_deliveries(alert, list(rules), timezone.now())
+
+
+def alert_fire(*, rule: AlertRule, condition: selectors.Condition, now: datetime) -> AlertEvent | None:
+    """Raise a rule's condition once: the event id names rule and window, so a second call is a no-op.
+    Returns the new event, or None when it was already raised."""
+    with transaction.atomic():
+        alert, created = AlertEvent.all_tenants.get_or_create(
+            event_id=f"rule:{rule.pk}:{condition.key}"[:200],
+            defaults={"occurred_at": now, "tenant": rule.tenant, "rule": rule, "kind": rule.kind,
+                      "message": condition.message[:300], "details": condition.details},
+        )  # fmt: skip
+        if not created:
+            return None
+        _plan_deliveries(alert, [rule], now)
+    return alert
+
+
+def alerts_evaluate(*, now: datetime | None = None) -> int:
+    """Check every active evaluated rule (error rate, latency, forecast, anomaly); returns how many fired."""
+    now = now or timezone.now()
+    fired = 0
+    rules = (
+        AlertRule.all_tenants.filter(is_active=True).exclude(kind=AlertKind.QUOTA_THRESHOLD).select_related("tenant")
+    )
+    for rule in rules:
+        for condition in selectors.alert_conditions(rule, now):
+            fired += alert_fire(rule=rule, condition=condition, now=now) is not None
+    return fired
+
+
+def _payload(delivery: AlertDelivery) -> dict[str, Any]:
+    alert = delivery.alert
+    return {
+        "id": alert.event_id,
+        "type": alert.kind,
+        "tenant": alert.tenant.slug,
+        "occurred_at": alert.occurred_at.isoformat(),
+        "message": alert.message,
+        "details": alert.details,
+        "rule": {"id": delivery.rule_id, "name": delivery.rule.name},
+    }
+
+
+def _send(delivery: AlertDelivery) -> webhooks.Outcome:
+    if delivery.channel == AlertDelivery.Channel.WEBHOOK:
+        return webhooks.post(delivery.rule.webhook_url, decrypt(delivery.rule.webhook_secret), _payload(delivery))
+    alert = delivery.alert
+    body = (
+        f"{alert.message}\n\nTenant: {alert.tenant.name}\nRule: {delivery.rule.name}\n"
+        f"At: {alert.occurred_at:%Y-%m-%d %H:%M} UTC\n"
+    )
+    try:
+        send_mail(f"[Gatehouse] {alert.get_kind_display()}: {alert.tenant.name}", body, None, delivery.rule.recipients)
+    except (OSError, smtplib.SMTPException) as trouble:
+        return webhooks.Outcome(delivered=False, retry=True, error=f"mail server: {type(trouble).__name__}")
+    return webhooks.Outcome(delivered=True, retry=False)
+
+
+def alert_deliveries_send(*, now: datetime | None = None, limit: int = 100) -> int:
+    """Send the deliveries that are due; returns how many were delivered.
+
+    Each is first leased (its next attempt pushed ``DELIVERY_LEASE`` ahead, committed), so two workers never
+    send the same one and a worker that dies mid-send leaves it to be retried. A failure that is worth
+    retrying waits ``DELIVERY_BACKOFF`` before the next attempt; a refused target (SSRF guard) or a 4xx is not.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = list(
+            AlertDelivery.objects.select_for_update(skip_locked=True)
+            .filter(state=AlertDelivery.State.PENDING, next_attempt_at__lte=now)
+            .select_related("alert__tenant", "rule")
+            .order_by("next_attempt_at")[:limit]
+        )
+        AlertDelivery.objects.filter(pk__in=[d.pk for d in due]).update(next_attempt_at=now + DELIVERY_LEASE)
+    delivered = 0
+    for delivery in due:
+        outcome = _send(delivery)
+        delivery.attempts += 1
+        delivery.last_error = outcome.error[:300]
+        if outcome.delivered:
+            delivery.state, delivery.delivered_at = AlertDelivery.State.DELIVERED, timezone.now()
+            delivered += 1
+        elif outcome.retry and delivery.attempts <= len(DELIVERY_BACKOFF):
+            delivery.next_attempt_at = now + timedelta(seconds=DELIVERY_BACKOFF[delivery.attempts - 1])
+        else:
+            delivery.state = AlertDelivery.State.FAILED
+            logger.warning(
+                "alert delivery %s gave up after %d attempts: %s", delivery.pk, delivery.attempts, outcome.error
+            )
+        delivery.save(update_fields=["attempts", "last_error", "state", "delivered_at", "next_attempt_at"])
+    return delivered

@@ -32,3 +32,16 @@ def roll_up_usage() -> int:
 def trim_call_log() -> int:
     """Drop raw call-log rows past their retention (daily); rollups stay."""
     return services.call_log_trim()
+
+
+@shared_task(name="analytics.evaluate_alerts")
+def evaluate_alerts() -> int:
+    """Check the evaluated alert rules (every minute); fresh rollups first, so anomaly rules see the last hour."""
+    roll_up_usage()
+    return services.alerts_evaluate()
+
+
+@shared_task(name="analytics.deliver_alerts")
+def deliver_alerts() -> int:
+    """Send due alert deliveries (right after an alert is raised, and every 15 s for retries)."""
+    return services.alert_deliveries_send()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django.urls import path
 
+from analytics.consumers import LiveDashboardConsumer
 from portal.consumers import HealthConsumer
 
 websocket_urlpatterns = [
     path("ws/healthz/", HealthConsumer.as_asgi()),
+    path("ws/t/<slug:tenant_slug>/live/", LiveDashboardConsumer.as_asgi()),
 ]

@@ -170,7 +170,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "analytics-ingest-usage": {"task": "analytics.ingest_usage", "schedule": 5.0},
     "analytics-roll-up-usage": {"task": "analytics.roll_up_usage", "schedule": 60.0},
     "analytics-trim-call-log": {"task": "analytics.trim_call_log", "schedule": 86_400.0},
+    "analytics-evaluate-alerts": {"task": "analytics.evaluate_alerts", "schedule": 60.0},
+    "analytics-deliver-alerts": {"task": "analytics.deliver_alerts", "schedule": 15.0},
 }
+# /metrics answers only with `Authorization: Bearer <this>`; empty turns the endpoint off (404).
+METRICS_TOKEN = env_str("GATEHOUSE_METRICS_TOKEN")
 # Raw call-log rows are kept this long; hourly and daily rollups stay.
 CALL_LOG_RETENTION_DAYS = env_int("GATEHOUSE_CALL_LOG_RETENTION_DAYS", 90)
 # The Redis stream gateways append usage events to (a setting so that test runs can keep theirs apart).

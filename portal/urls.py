@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from analytics import urls as analytics_urls
+from analytics import views as analytics_views
 from portal import views
 from subscriptions import urls as subscription_urls
 from tenants import urls as tenant_urls
@@ -22,12 +24,20 @@ urlpatterns = [
     # Every page of a tenant, one namespace: each view is guarded by tenants.access.tenant_view.
     path(
         "t/<slug:tenant_slug>/",
-        include((tenant_urls.tenant_urlpatterns + subscription_urls.tenant_urlpatterns, "tenants")),
+        include(
+            (
+                tenant_urls.tenant_urlpatterns
+                + subscription_urls.tenant_urlpatterns
+                + analytics_urls.tenant_urlpatterns,
+                "tenants",
+            )
+        ),
     ),
     path("accounts/", include(tenant_urls.account_urlpatterns)),
     path("accounts/", include("allauth.urls")),
     path("schemas/policies.json", views.policies_schema, name="policies-schema"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", analytics_views.metrics, name="metrics"),
     path("readyz", views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("portal.api.urls")),

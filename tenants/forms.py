@@ -41,6 +41,14 @@ class TenantSettingsForm(forms.Form):
     )
     default_region = forms.ChoiceField(choices=REGIONS, label="Default data region")
     timezone = forms.ChoiceField(choices=_timezones, help_text="Daily and monthly quotas and reports follow it.")
+    markup_percent = forms.DecimalField(
+        required=False,
+        min_value=0,
+        max_value=1000,
+        decimal_places=2,
+        label="Chargeback markup (%)",
+        help_text="Added, as a publisher, to the cost of calls to your APIs on your consumers' monthly statements.",
+    )
 
 
 class RoleChoiceForm(forms.Form):

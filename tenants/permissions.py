@@ -38,6 +38,7 @@ class Perm(StrEnum):
     PROVIDERS_MANAGE = "providers.manage"  # provider credentials and the deployments they pay for
     ANALYTICS_VIEW_USAGE = "analytics.view_usage"
     ANALYTICS_VIEW_COSTS = "analytics.view_costs"
+    ALERTS_MANAGE = "alerts.manage"  # alert rules: who is told what, and where (e-mail, webhooks)
 
 
 _EVERYONE = {Perm.TENANT_VIEW, Perm.MEMBERS_VIEW, Perm.CATALOG_VIEW, Perm.ANALYTICS_VIEW_USAGE}
@@ -48,7 +49,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
     Role.DEVELOPER: frozenset(
         _EVERYONE | {Perm.APPS_MANAGE, Perm.KEYS_MANAGE, Perm.SUBSCRIPTIONS_REQUEST, Perm.CATALOG_PUBLISH}
     ),
-    Role.FINANCE: frozenset(_EVERYONE | {Perm.ANALYTICS_VIEW_COSTS}),
+    Role.FINANCE: frozenset(_EVERYONE | {Perm.ANALYTICS_VIEW_COSTS, Perm.ALERTS_MANAGE}),
     Role.VIEWER: frozenset(_EVERYONE),
 }
 

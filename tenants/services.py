@@ -152,20 +152,31 @@ def tenant_create(*, slug: str, name: str, owner: User, actor: Actor = SYSTEM) -
 
 @transaction.atomic
 def tenant_update_settings(
-    *, tenant: Tenant, actor: Actor, name: str, require_mfa: bool, default_region: str, timezone_name: str
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    name: str,
+    require_mfa: bool,
+    default_region: str,
+    timezone_name: str,
+    markup_basis_points: int | None = None,
 ) -> Tenant:
     before = {
         "name": tenant.name,
         "require_mfa": tenant.require_mfa,
         "default_region": tenant.default_region,
         "timezone": tenant.timezone,
+        "markup_basis_points": tenant.markup_basis_points,
     }
     after = {"name": name, "require_mfa": require_mfa, "default_region": default_region, "timezone": timezone_name}
+    markup = tenant.markup_basis_points if markup_basis_points is None else markup_basis_points
+    after["markup_basis_points"] = markup
     changed = {field: {"from": before[field], "to": value} for field, value in after.items() if before[field] != value}
     if not changed:
         return tenant
     tenant.name, tenant.require_mfa = name, require_mfa
     tenant.default_region, tenant.timezone = default_region, timezone_name
+    tenant.markup_basis_points = markup
     tenant.full_clean()
     tenant.save()
     audit_record(actor=actor, action="tenant.settings_changed", tenant=tenant, target=tenant, details=changed)

@@ -3,7 +3,6 @@ trimmed after their retention while rollups stay."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,45 +10,13 @@ from django.utils import timezone
 
 from analytics import services, tasks
 from analytics.models import RollupBacklog, UsageEvent, UsageRollup
+from analytics.tests.fixtures import usage_event
 
 pytestmark = pytest.mark.django_db
 
 
 def event(market, when: datetime, **overrides) -> dict:
-    """A usage event as the gateway sends it."""
-    return {
-        "event_id": uuid.uuid4().hex,
-        "request_id": uuid.uuid4().hex,
-        "occurred_at": when.isoformat(),
-        "tenant_id": market.globex.pk,
-        "publisher_id": market.acme.pk,
-        "application_id": market.app.pk,
-        "application_slug": market.app.slug,
-        "key_public_id": "AbCd1234",
-        "subscription_id": None,
-        "api_id": market.api.pk,
-        "api_label": "acme/assistant",
-        "endpoint": "chat",
-        "model": "gpt-4o-mini",
-        "deployment_id": 7,
-        "deployment_name": "mock",
-        "provider_kind": "openai",
-        "status": 200,
-        "error_code": "",
-        "is_stream": False,
-        "attempts": 1,
-        "prompt_tokens": 10,
-        "completion_tokens": 5,
-        "cost_micros": 4,
-        "latency_ms": 100,
-        "ttft_ms": None,
-        "usage_is_estimated": False,
-        "client_ip": "10.1.2.3",
-        "cache_hit": False,
-        "region": "eu",
-        "policy_decisions": ["prompt_injection:classifier:flag"],
-        **overrides,
-    }
+    return usage_event(market, when, **overrides)
 
 
 def hour_of(market, when: datetime, **filters) -> list[UsageRollup]:

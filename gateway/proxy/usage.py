@@ -146,9 +146,12 @@ class DatabaseSink:
     """Straight into the call log (embedded mode; and the fallback while Redis is unreachable)."""
 
     async def write(self, events: list[dict[str, Any]]) -> None:
+        from analytics import live
         from analytics.services import usage_events_record
 
         await sync_to_async(usage_events_record)(events=events)
+        if not settings.REDIS_URL:  # embedded: this one process is the whole deployment
+            live.memory_add(events)
 
     async def close(self) -> None:
         from django.db import connections
@@ -162,9 +165,12 @@ class RedisStreamSink:
         self.client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
 
     async def write(self, events: list[dict[str, Any]]) -> None:
+        from analytics import live
+
         async with self.client.pipeline(transaction=False) as pipe:
             for event in events:
                 pipe.xadd(self.stream, {"event": json.dumps(event)})
+            live.redis_commands(pipe, events)  # the live figures and /metrics, in the same round trip
             await pipe.execute()
 
     async def close(self) -> None:

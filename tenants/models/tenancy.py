@@ -37,6 +37,11 @@ class Tenant(models.Model):
         validators=[validate_timezone],
         help_text="Calendar periods (daily and monthly quotas, reports) follow this time zone.",
     )
+    markup_basis_points = models.PositiveIntegerField(
+        default=0,
+        help_text="Chargeback markup this tenant adds, as a publisher, to the cost of calls to its APIs "
+        "(1/100 of a percent: 1250 = 12.5 %).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

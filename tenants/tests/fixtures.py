@@ -110,10 +110,39 @@ def _add_market(w: World) -> None:
     rules = {"rate_limits": {"requests_per_minute": 100}}
     document = {"gatehouse": "policies/v1", "tenant": w.tenant.slug, "consumer": {"policy": rules}}
     catalog.policy_document_apply(tenant=w.tenant, document=document, actor=actor)  # versions 1 (before) and 2
+    call, alert_rule = _add_usage(w, api=api, app=web, key=key)
     w.extra.update(
-        api=api, web=web, approved=approved, pending=pending, change=change, key=key, provider=provider,
-        deployment=deployment,
+        call=call, alert_rule=alert_rule, api=api, web=web, approved=approved, pending=pending, change=change, key=key,
+        provider=provider, deployment=deployment,
     )  # fmt: skip
+
+
+def _add_usage(w: World, *, api: Any, app: Any, key: Any) -> tuple[Any, Any]:
+    """One call in tenant A's call log (rolled up) and one alert rule, for the analytics pages."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from analytics import services as analytics
+
+    event_id = uuid.uuid4().hex
+    analytics.usage_events_record(
+        events=[{
+            "event_id": event_id, "request_id": "req-world",
+            "occurred_at": datetime(2026, 11, 20, 10, tzinfo=UTC).isoformat(),
+            "tenant_id": w.tenant.pk, "publisher_id": w.tenant.pk, "application_id": app.pk,
+            "application_slug": app.slug, "key_public_id": key.public_id, "api_id": api.pk,
+            "api_label": f"{w.tenant.slug}/{api.slug}", "endpoint": "chat", "model": "gpt-4o-mini", "status": 200,
+            "prompt_tokens": 10, "completion_tokens": 5, "cost_micros": 40, "latency_ms": 120,
+        }]
+    )  # fmt: skip
+    analytics.usage_rollups_refresh()
+    rule, _ = analytics.alert_rule_create(
+        tenant=w.tenant, actor=services.Actor(user=w.users["owner"]), name="Budget", kind="quota_threshold",
+        threshold=80, email_to="finance@a.test",
+    )  # fmt: skip
+    from analytics.models import UsageEvent
+
+    return UsageEvent.objects.for_tenant(w.tenant).get(event_id=event_id), rule
 
 
 @pytest.fixture

@@ -34,6 +34,10 @@ KWARGS: dict[str, Callable[[World], Any]] = {
     "version": lambda w: "v1",
     "provider_id": lambda w: w.extra["provider"].pk,
     "number": lambda w: 1,
+    "event_id": lambda w: w.extra["call"].event_id,
+    "rule_id": lambda w: w.extra["alert_rule"].pk,
+    "year": lambda w: 2026,
+    "month": lambda w: 11,
 }
 POLICY_DOCUMENT = (
     "gatehouse: policies/v1\ntenant: tenant-a\nconsumer:\n  policy:\n    rate_limits: {requests_per_minute: 50}\n"
@@ -96,6 +100,16 @@ SAMPLES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
         "document": POLICY_DOCUMENT,
         "previewed": PolicyDocumentForm.digest(POLICY_DOCUMENT),
     },
+    ("tenants:alerts", "POST"): lambda w: {
+        "name": "Errors",
+        "kind": "error_rate",
+        "threshold": "5",
+        "window_minutes": "15",
+        "min_requests": "20",
+        "metric": "requests",
+        "email_to": "ops@a.test",
+    },
+    ("tenants:alert-rule-delete", "POST"): lambda w: {},
     ("api:policies", "POST"): lambda w: {"yaml": POLICY_DOCUMENT},
     ("api:policy-rollback", "POST"): lambda w: {},
     ("api:tenant-detail", "PATCH"): lambda w: {"name": "Tenant A2"},
@@ -175,6 +189,7 @@ def _url(route: str, world: World, name: str = "") -> str:
 
 
 def fingerprint() -> list[Any]:
+    from analytics.models import AlertRule
     from gateway.models import AiApi, ApiVersion, Plan
     from subscriptions.models import ApiKey, Application, ChangeRequest, Subscription
 
@@ -191,6 +206,7 @@ def fingerprint() -> list[Any]:
         list(Invitation.all_tenants.order_by("pk").values()),
         list(PersonalAccessToken.objects.order_by("pk").values()),
         AuditEvent.all_tenants.count(),
+        list(AlertRule.all_tenants.order_by("pk").values()),
     ]
 
 

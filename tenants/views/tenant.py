@@ -180,6 +180,7 @@ def settings_view(request: HttpRequest) -> HttpResponse:
         "require_mfa": tenant.require_mfa,
         "default_region": tenant.default_region,
         "timezone": tenant.timezone,
+        "markup_percent": tenant.markup_basis_points / 100,
     }
     form = TenantSettingsForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -191,6 +192,7 @@ def settings_view(request: HttpRequest) -> HttpResponse:
             require_mfa=data["require_mfa"],
             default_region=data["default_region"],
             timezone_name=data["timezone"],
+            markup_basis_points=round((data["markup_percent"] or 0) * 100),
         )
         messages.success(request, "Settings saved.")
         return redirect("tenants:settings", tenant_slug=tenant.slug)

@@ -23,7 +23,7 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from analytics import sketch
-from analytics.models import AlertDelivery, AlertEvent, AlertKind, AlertRule, UsageEvent, UsageRollup
+from analytics.models import AlertEvent, AlertKind, AlertRule, UsageEvent, UsageRollup
 from tenants.access import TenantContext
 from tenants.models import Tenant
 from tenants.permissions import Perm
@@ -179,8 +179,33 @@ def _figures(values: dict[str, Any], histograms: Iterable[sketch.Histogram], lab
 
 
 def usage_totals(scope: UsageScope, period: Period) -> UsageFigures:
+    return usage_summary(scope, period)[0]
+
+
+def usage_summary(
+    scope: UsageScope, period: Period, breakdowns: Sequence[str] = (), *, limit: int = 50
+) -> tuple[UsageFigures, dict[str, list[UsageFigures]]]:
+    """The period's totals and its breakdowns (by application, key, API, model or consumer), biggest spenders
+    first. Sums come from the database; percentiles from one pass over the covering rows' histograms, shared by
+    the totals and every breakdown (that pass is what a month of a busy tenant costs)."""
     rows = scope.rollups().filter(_covering(period))
-    return _figures(rows.aggregate(**_sums()), rows.values_list("latency_histogram", flat=True))
+    columns = [BREAKDOWNS[by] for by in breakdowns]
+    sums = {
+        by: list(rows.values(column).annotate(**_sums()).order_by("-cost_micros", "-requests", column)[:limit])
+        for by, column in zip(breakdowns, columns, strict=True)
+    }
+    everything: sketch.Histogram = {}
+    per_value: list[dict[Any, sketch.Histogram]] = [{} for _ in columns]
+    for *values, histogram in rows.values_list(*columns, "latency_histogram").iterator(chunk_size=5000):
+        sketch.add(everything, histogram)
+        for index, value in enumerate(values):
+            sketch.add(per_value[index].setdefault(value, {}), histogram)
+    totals = _figures(rows.aggregate(**_sums()), [everything])
+    broken = {
+        by: [_figures(row, [per_value[index].get(row[column], {})], label=row[column] or "—") for row in sums[by]]
+        for index, (by, column) in enumerate(zip(breakdowns, columns, strict=True))
+    }
+    return totals, broken
 
 
 def usage_series(scope: UsageScope, period: Period) -> list[UsageFigures]:
@@ -206,14 +231,7 @@ def usage_series(scope: UsageScope, period: Period) -> list[UsageFigures]:
 
 def usage_breakdown(scope: UsageScope, period: Period, by: str, *, limit: int = 50) -> list[UsageFigures]:
     """Usage per application, key, API, model or (publisher side) consumer tenant, biggest spenders first."""
-    column = BREAKDOWNS[by]
-    rows = scope.rollups().filter(_covering(period))
-    sums = list(rows.values(column).annotate(**_sums()).order_by("-cost_micros", "-requests", column)[:limit])
-    wanted = {row[column] for row in sums}
-    histograms: dict[Any, list[sketch.Histogram]] = {}
-    for name, histogram in rows.filter(**{f"{column}__in": wanted}).values_list(column, "latency_histogram"):
-        histograms.setdefault(name, []).append(histogram)
-    return [_figures(row, histograms.get(row[column], []), label=row[column] or "—") for row in sums]
+    return usage_summary(scope, period, [by], limit=limit)[1][by]
 
 
 # --- cost reports and statements ----------------------------------------------------------------------------
@@ -385,15 +403,19 @@ def tenant_monthly_budget(tenant: Tenant) -> int | None:
     return None
 
 
+def _spend(scope: UsageScope, period: Period) -> int:
+    return int(scope.rollups().filter(_covering(period)).aggregate(cost=Coalesce(Sum("cost_micros"), 0))["cost"])
+
+
 def budget_status(scope: UsageScope, now: datetime, *, budget_micros: int | None = None) -> BudgetStatus:
     """Month-to-date spend and a forecast to month end: what is spent, plus the average day of the last seven
     (or of the month so far, if younger) for each day left."""
     local = now.astimezone(ZoneInfo(scope.tenant.timezone))
     month = month_period(scope.tenant, local.year, local.month)
-    spent = usage_totals(scope, Period(month.start, now, month.label)).cost_micros
+    spent = _spend(scope, Period(month.start, now, month.label))
     recent_start = max(month.start, now - timedelta(days=7))
     elapsed_days = max((now - recent_start).total_seconds() / 86400, 1 / 24)
-    recent = usage_totals(scope, Period(recent_start, now, "")).cost_micros
+    recent = _spend(scope, Period(recent_start, now, ""))
     days_left = max((month.end - now).total_seconds() / 86400, 0)
     forecast = spent + round(recent / elapsed_days * days_left)
     if budget_micros is None and not scope.as_publisher and scope.application_ids is None:
@@ -457,14 +479,6 @@ def alert_rules_of(tenant: Tenant) -> QuerySet[AlertRule]:
 
 def alert_history(tenant: Tenant) -> QuerySet[AlertEvent]:
     return AlertEvent.objects.for_tenant(tenant).select_related("rule").prefetch_related("deliveries")
-
-
-def deliveries_due(now: datetime, *, limit: int = 100) -> Sequence[AlertDelivery]:
-    return list(
-        AlertDelivery.objects.filter(state=AlertDelivery.State.PENDING, next_attempt_at__lte=now)
-        .select_related("alert", "rule")
-        .order_by("next_attempt_at")[:limit]
-    )
 
 
 def alert_rule_for(tenant: Tenant, rule_id: int) -> AlertRule:
@@ -592,3 +606,42 @@ def _anomaly_conditions(rule: AlertRule, scope: UsageScope, now: datetime) -> li
                    "z_score": round(z, 2), "metric": rule.metric}  # fmt: skip
         conditions.append(Condition(key=f"{key}:{_stamp(hour)}", message=message, details=details))
     return conditions
+
+
+def today_of(tenant: Tenant) -> date:
+    return datetime.now(UTC).astimezone(ZoneInfo(tenant.timezone)).date()
+
+
+MAX_RANGE_DAYS = 400
+
+
+def range_period(tenant: Tenant, first: date | None, last: date | None, *, default_days: int = 7) -> Period:
+    """A date range picked by a reader: whole local days, the last ``default_days`` when unsaid, at most
+    ``MAX_RANGE_DAYS`` long, either order accepted."""
+    last = last or today_of(tenant)
+    first = first or last - timedelta(days=default_days - 1)
+    if first > last:
+        first, last = last, first
+    return days_period(tenant, max(first, last - timedelta(days=MAX_RANGE_DAYS)), last)
+
+
+def month_or_now(tenant: Tenant, value: str) -> tuple[int, int]:
+    """``YYYY-MM`` as (year, month); anything else is the tenant's current month."""
+    try:
+        year, month = (int(part) for part in value.split("-"))
+        if 2000 <= year <= 2100 and 1 <= month <= 12:
+            return year, month
+    except ValueError:
+        pass
+    today = today_of(tenant)
+    return today.year, today.month
+
+
+def narrowed_to_application(scope: UsageScope, slug: str) -> UsageScope:
+    """The scope, narrowed to one of its applications (by slug); an unknown slug narrows to nothing."""
+    from subscriptions.models import Application
+
+    ids = set(Application.objects.for_tenant(scope.tenant).filter(slug=slug).values_list("pk", flat=True))
+    if scope.application_ids is not None:
+        ids &= scope.application_ids
+    return UsageScope(tenant=scope.tenant, application_ids=frozenset(ids), as_publisher=scope.as_publisher)

@@ -32,6 +32,12 @@ def histogram_of(latencies: Iterable[int]) -> Histogram:
     return counts
 
 
+def add(into: Histogram, histogram: Histogram) -> None:
+    """Add ``histogram``'s counts into ``into`` (in place: merging many rows without a dict per row)."""
+    for key, count in histogram.items():
+        into[key] = into.get(key, 0) + count
+
+
 def merge(histograms: Iterable[Histogram]) -> Histogram:
     total: dict[str, int] = {}
     for histogram in histograms:

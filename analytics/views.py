@@ -31,39 +31,24 @@ from tenants.models import Tenant
 from tenants.permissions import Perm
 from tenants.services import Actor
 
-MAX_RANGE_DAYS = 400
 
+def _range(request: HttpRequest, tenant: Tenant) -> tuple[Period, dict[str, str]]:
+    """The date range picker: ``from`` and ``to`` local dates (inclusive); bad or missing values: the last week."""
 
-def _today(tenant: Tenant) -> date:
-    return timezone.now().astimezone(ZoneInfo(tenant.timezone)).date()
+    def day(name: str) -> date | None:
+        try:
+            return date.fromisoformat(request.GET.get(name, ""))
+        except ValueError:
+            return None
 
-
-def _range(request: HttpRequest, tenant: Tenant, default_days: int = 7) -> tuple[Period, dict[str, str]]:
-    """The date range picker: ``from`` and ``to`` local dates (inclusive); bad or missing values → the last week."""
-    today = _today(tenant)
-    try:
-        last = date.fromisoformat(request.GET.get("to", ""))
-    except ValueError:
-        last = today
-    try:
-        first = date.fromisoformat(request.GET.get("from", ""))
-    except ValueError:
-        first = last - timedelta(days=default_days - 1)
-    if first > last:
-        first, last = last, first
-    first = max(first, last - timedelta(days=MAX_RANGE_DAYS))
-    return selectors.days_period(tenant, first, last), {"from": first.isoformat(), "to": last.isoformat()}
+    period = selectors.range_period(tenant, day("from"), day("to"))
+    zone = ZoneInfo(tenant.timezone)
+    first, last = period.start.astimezone(zone).date(), (period.end.astimezone(zone) - timedelta(days=1)).date()
+    return period, {"from": first.isoformat(), "to": last.isoformat()}
 
 
 def _month(request: HttpRequest, tenant: Tenant) -> tuple[int, int]:
-    try:
-        year, month = (int(part) for part in request.GET.get("month", "").split("-"))
-        if 2000 <= year <= 2100 and 1 <= month <= 12:
-            return year, month
-    except ValueError:
-        pass
-    today = _today(tenant)
-    return today.year, today.month
+    return selectors.month_or_now(tenant, request.GET.get("month", ""))
 
 
 def _month_choices(scope: selectors.UsageScope, current: tuple[int, int]) -> list[str]:
@@ -72,16 +57,8 @@ def _month_choices(scope: selectors.UsageScope, current: tuple[int, int]) -> lis
 
 
 def _app_filter(request: HttpRequest, scope: selectors.UsageScope) -> selectors.UsageScope:
-    """Narrow a scope to one application (by slug) when the page asks for it."""
     slug = request.GET.get("application", "")
-    if not slug:
-        return scope
-    from subscriptions.models import Application
-
-    ids = set(Application.objects.for_tenant(scope.tenant).filter(slug=slug).values_list("pk", flat=True))
-    if scope.application_ids is not None:
-        ids &= scope.application_ids
-    return selectors.UsageScope(tenant=scope.tenant, application_ids=frozenset(ids))
+    return selectors.narrowed_to_application(scope, slug) if slug else scope
 
 
 def _chart_data(points: list[selectors.UsageFigures], with_costs: bool) -> dict[str, Any]:
@@ -109,6 +86,7 @@ def usage(request: HttpRequest) -> HttpResponse:
     if by not in ("application", "key", "api", "model"):
         by = "application"
     points = selectors.usage_series(scope, period)
+    totals, breakdowns = selectors.usage_summary(scope, period, [by])
     return render_tenant_page(
         request,
         "analytics/usage.html",
@@ -117,8 +95,8 @@ def usage(request: HttpRequest) -> HttpResponse:
             "picked": picked,
             "application": request.GET.get("application", ""),
             "applications": selectors.call_filter_choices(selectors.usage_scope_for(ctx), period)["application"],
-            "totals": selectors.usage_totals(scope, period),
-            "breakdown": selectors.usage_breakdown(scope, period, by),
+            "totals": totals,
+            "breakdown": breakdowns[by],
             "by": by,
             "with_costs": with_costs,
             "chart": _chart_data(points, with_costs),
@@ -168,7 +146,7 @@ def calls(request: HttpRequest) -> HttpResponse:
     page = _Page.of(rows, request.GET.get("page"))
     query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
     template = "analytics/_call_rows.html" if request.htmx else "analytics/calls.html"  # type: ignore[attr-defined]
-    choices_period = selectors.days_period(ctx.tenant, _today(ctx.tenant) - timedelta(days=30), _today(ctx.tenant))
+    choices_period = selectors.range_period(ctx.tenant, None, None, default_days=31)
     return render_tenant_page(
         request,
         template,
@@ -293,8 +271,8 @@ def revenue(request: HttpRequest) -> HttpResponse:
     year, month = _month(request, ctx.tenant)
     period = selectors.month_period(ctx.tenant, year, month)
     scope = selectors.usage_scope_for(ctx, as_publisher=True)
-    consumers = selectors.usage_breakdown(scope, period, "consumer")
-    apis = selectors.usage_breakdown(scope, period, "api")
+    totals, breakdowns = selectors.usage_summary(scope, period, ["consumer", "api"])
+    consumers, apis = breakdowns["consumer"], breakdowns["api"]
     basis_points = ctx.tenant.markup_basis_points
     for row in [*consumers, *apis]:
         row.extra["markup_micros"] = selectors.markup_of(row.cost_micros, basis_points)
@@ -307,7 +285,7 @@ def revenue(request: HttpRequest) -> HttpResponse:
             "months": _month_choices(scope, (year, month)),
             "consumers": consumers,
             "apis": apis,
-            "totals": selectors.usage_totals(scope, period),
+            "totals": totals,
             "markup_percent": basis_points / 100,
             "markup_micros": sum(row.extra["markup_micros"] for row in apis),
         },

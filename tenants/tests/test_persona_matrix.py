@@ -111,6 +111,13 @@ SAMPLES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     },
     ("tenants:alert-rule-delete", "POST"): lambda w: {},
     ("api:policies", "POST"): lambda w: {"yaml": POLICY_DOCUMENT},
+    ("api:alert-rule-list", "POST"): lambda w: {
+        "name": "Errors",
+        "kind": "error_rate",
+        "threshold": 5,
+        "email_to": "ops@a.test",
+    },
+    ("api:alert-rule-detail", "DELETE"): lambda w: {},
     ("api:policy-rollback", "POST"): lambda w: {},
     ("api:tenant-detail", "PATCH"): lambda w: {"name": "Tenant A2"},
     ("api:api-list", "POST"): lambda w: {"slug": "embed", "name": "Embed", "kind": "embeddings"},

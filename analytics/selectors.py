@@ -178,10 +178,6 @@ def _figures(values: dict[str, Any], histograms: Iterable[sketch.Histogram], lab
     )
 
 
-def usage_totals(scope: UsageScope, period: Period) -> UsageFigures:
-    return usage_summary(scope, period)[0]
-
-
 def usage_summary(
     scope: UsageScope, period: Period, breakdowns: Sequence[str] = (), *, limit: int = 50
 ) -> tuple[UsageFigures, dict[str, list[UsageFigures]]]:
@@ -227,11 +223,6 @@ def usage_series(scope: UsageScope, period: Period) -> list[UsageFigures]:
         points.append(_figures(sums.get(moment, {}), histograms.get(moment, []), label=moment.isoformat()))
         moment += step
     return points
-
-
-def usage_breakdown(scope: UsageScope, period: Period, by: str, *, limit: int = 50) -> list[UsageFigures]:
-    """Usage per application, key, API, model or (publisher side) consumer tenant, biggest spenders first."""
-    return usage_summary(scope, period, [by], limit=limit)[1][by]
 
 
 # --- cost reports and statements ----------------------------------------------------------------------------

@@ -5,7 +5,6 @@ Thin: forms validate, selectors read (from rollups), services write.
 
 from __future__ import annotations
 
-import csv
 import hmac
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -26,6 +25,7 @@ from analytics.forms import AlertRuleForm
 from analytics.metrics import render as render_metrics
 from analytics.selectors import Period
 from analytics.templatetags.money import exact_usd
+from portal.csv_export import csv_response
 from tenants.access import TenantContext, render_tenant_page, tenant_context, tenant_view
 from tenants.models import Tenant
 from tenants.permissions import Perm
@@ -45,10 +45,6 @@ def _range(request: HttpRequest, tenant: Tenant) -> tuple[Period, dict[str, str]
     zone = ZoneInfo(tenant.timezone)
     first, last = period.start.astimezone(zone).date(), (period.end.astimezone(zone) - timedelta(days=1)).date()
     return period, {"from": first.isoformat(), "to": last.isoformat()}
-
-
-def _month(request: HttpRequest, tenant: Tenant) -> tuple[int, int]:
-    return selectors.month_or_now(tenant, request.GET.get("month", ""))
 
 
 def _month_choices(scope: selectors.UsageScope, current: tuple[int, int]) -> list[str]:
@@ -177,7 +173,7 @@ def call_detail(request: HttpRequest, event_id: str) -> HttpResponse:
 
 def _report(ctx: TenantContext, request: HttpRequest) -> tuple[selectors.UsageScope, Period, tuple[int, int]]:
     scope = selectors.usage_scope_for(ctx, costs=True)
-    year, month = _month(request, ctx.tenant)
+    year, month = selectors.month_or_now(ctx.tenant, request.GET.get("month", ""))
     return scope, selectors.month_period(ctx.tenant, year, month), (year, month)
 
 
@@ -204,25 +200,6 @@ def cost_report(request: HttpRequest) -> HttpResponse:
     )
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv(filename: str, header: list[str], rows: Any) -> StreamingHttpResponse:
-    writer = csv.writer(_Echo())
-
-    def lines() -> Any:
-        yield writer.writerow(header)
-        for row in rows:
-            # Cells starting with = + - @ would run as formulas in a spreadsheet: prefix them.
-            yield writer.writerow([f"'{v}" if str(v)[:1] in "=+-@" else v for v in row])
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
-
-
 @require_GET
 @tenant_view(Perm.ANALYTICS_VIEW_USAGE)
 def cost_report_csv(request: HttpRequest) -> StreamingHttpResponse:
@@ -237,7 +214,7 @@ def cost_report_csv(request: HttpRequest) -> StreamingHttpResponse:
          line.completion_tokens, exact_usd(line.cost_micros), line.cost_micros]
         for line in lines
     )  # fmt: skip
-    return _csv(f"{ctx.tenant.slug}-costs-{month_label}.csv", header, rows)
+    return csv_response(f"{ctx.tenant.slug}-costs-{month_label}.csv", header, rows)
 
 
 @require_GET
@@ -255,7 +232,7 @@ def statement(request: HttpRequest, year: int, month: int) -> HttpResponse | Str
              line.markup_basis_points / 100, exact_usd(line.markup_micros), exact_usd(line.total_micros)]
             for line in result.lines
         )  # fmt: skip
-        return _csv(f"{ctx.tenant.slug}-statement-{year:04d}-{month:02d}.csv", header, rows)
+        return csv_response(f"{ctx.tenant.slug}-statement-{year:04d}-{month:02d}.csv", header, rows)
     return render_tenant_page(
         request,
         "analytics/statement.html",
@@ -268,7 +245,7 @@ def statement(request: HttpRequest, year: int, month: int) -> HttpResponse | Str
 def revenue(request: HttpRequest) -> HttpResponse:
     """The publisher's side: who calls its APIs, how much, and what it earns (cost + its markup)."""
     ctx = tenant_context(request)
-    year, month = _month(request, ctx.tenant)
+    year, month = selectors.month_or_now(ctx.tenant, request.GET.get("month", ""))
     period = selectors.month_period(ctx.tenant, year, month)
     scope = selectors.usage_scope_for(ctx, as_publisher=True)
     totals, breakdowns = selectors.usage_summary(scope, period, ["consumer", "api"])

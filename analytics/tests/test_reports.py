@@ -93,8 +93,8 @@ def test_totals_and_breakdowns_equal_the_raw_sums(market, batch_app):
     scope = selectors.UsageScope(tenant=market.globex)
     period = selectors.month_period(market.globex, 2026, 12)
 
-    totals = selectors.usage_totals(scope, period)
-    by_app = {row.label: row for row in selectors.usage_breakdown(scope, period, "application")}
+    totals, breakdowns = selectors.usage_summary(scope, period, ["application"])
+    by_app = {row.label: row for row in breakdowns["application"]}
 
     assert totals.cost_micros == sum(e["cost_micros"] for e in events)
     assert totals.errors == sum(e["status"] >= 400 for e in events)

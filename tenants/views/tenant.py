@@ -6,7 +6,6 @@ permission and, for privileged actions, the MFA step-up. Views stay thin: forms 
 
 from __future__ import annotations
 
-import csv
 from datetime import datetime, time
 
 from django.contrib import messages
@@ -19,6 +18,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from portal.csv_export import csv_response
 from portal.errors import DomainError
 from tenants import selectors, services
 from tenants.access import render_tenant_page, tenant_context, tenant_view
@@ -235,28 +235,16 @@ def audit(request: HttpRequest) -> HttpResponse:
     )
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 @require_GET
 @tenant_view(Perm.AUDIT_VIEW)
 def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
     ctx = tenant_context(request)
     events, _ = _filtered_events(request)
-    writer = csv.writer(_Echo())
     columns = ["created_at", "actor_email", "action", "target_type", "target_id", "ip", "user_agent", "details"]
-
-    def rows() -> object:
-        yield writer.writerow(columns)
-        for event in events.iterator():
-            values = [event.created_at.isoformat(), event.actor_email, event.action, event.target_type]
-            values += [event.target_id, event.ip or "", event.user_agent, event.details]
-            # Cells starting with = + - @ would run as formulas in a spreadsheet: prefix them.
-            yield writer.writerow([f"'{v}" if str(v)[:1] in "=+-@" else v for v in values])
-
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")  # type: ignore[arg-type]
+    rows = (
+        [event.created_at.isoformat(), event.actor_email, event.action, event.target_type, event.target_id,
+         event.ip or "", event.user_agent, event.details]
+        for event in events.iterator()
+    )  # fmt: skip
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
-    response["Content-Disposition"] = f'attachment; filename="{ctx.tenant.slug}-audit-{stamp}.csv"'
-    return response
+    return csv_response(f"{ctx.tenant.slug}-audit-{stamp}.csv", columns, rows)

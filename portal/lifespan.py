@@ -2,8 +2,9 @@
 
 At start-up, with Redis configured, a task subscribes to the access channel so this process's gateway cache
 drops what other processes changed (keys revoked, subscriptions suspended, routes changed), and the heap built by
-imports is frozen out of the garbage collector's reach (see `calm_the_collector`). At shut-down the buffered usage
-events are flushed and the pooled upstream client closes.
+imports is frozen out of the garbage collector's reach (see `calm_the_collector`); without a broker (embedded
+mode) the beat schedule runs in this process (portal/embedded_beat.py). At shut-down the buffered usage events
+are flushed and the pooled upstream client closes.
 """
 
 from __future__ import annotations
@@ -65,18 +66,24 @@ def calm_the_collector() -> None:
 
 async def lifespan(scope: Scope, receive: Any, send: Any) -> None:
     listener: asyncio.Task[None] | None = None
+    beat: asyncio.Task[None] | None = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             if settings.REDIS_URL:
                 listener = asyncio.create_task(_listen_for_access_changes())
+            if settings.CELERY_TASK_ALWAYS_EAGER:  # no broker, so no beat: run its schedule here
+                from portal import embedded_beat
+
+                beat = asyncio.create_task(embedded_beat.run(), name="gatehouse-embedded-beat")
             calm_the_collector()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            if listener is not None:
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listener
+            for task in (listener, beat):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             from gateway.proxy.app import close
 
             await close()

@@ -173,6 +173,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "analytics-evaluate-alerts": {"task": "analytics.evaluate_alerts", "schedule": 60.0},
     "analytics-deliver-alerts": {"task": "analytics.deliver_alerts", "schedule": 15.0},
 }
+# Embedded mode runs the beat schedule in the web process (portal/embedded_beat.py); this caps its intervals.
+EMBEDDED_BEAT_SECONDS = env_int("GATEHOUSE_EMBEDDED_BEAT_SECONDS", 0)
 # /metrics answers only with `Authorization: Bearer <this>`; empty turns the endpoint off (404).
 METRICS_TOKEN = env_str("GATEHOUSE_METRICS_TOKEN")
 # Raw call-log rows are kept this long; hourly and daily rollups stay.

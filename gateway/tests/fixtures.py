@@ -3,6 +3,8 @@ the usage events the calls left behind."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -85,6 +87,50 @@ async def recorded_usage() -> list[UsageEvent]:
         return list(UsageEvent.all_tenants.order_by("occurred_at", "pk"))
 
     return await sync_to_async(stored)()
+
+
+async def stream_and_hang_up(auth: dict[str, str], body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Ask for a stream through the ASGI app and leave once its first content chunk arrived, as a client that
+    closes the connection would; returns the ASGI messages the gateway sent."""
+    from portal.asgi import application
+
+    headers = [(b"content-type", b"application/json")] + [(k.encode(), v.encode()) for k, v in auth.items()]
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "headers": headers,
+        "query_string": b"",
+        "client": ("127.0.0.1", 5000),
+        "server": ("gatehouse", 80),
+        "scheme": "http",
+        "http_version": "1.1",
+        "root_path": "",
+        "asgi": {"version": "3.0"},
+    }
+    sent: list[dict[str, Any]] = []
+    first_event = asyncio.Event()
+    hang_up = asyncio.Event()
+    messages = iter([{"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}])
+
+    async def receive() -> dict[str, Any]:
+        try:
+            return next(messages)
+        except StopIteration:
+            await hang_up.wait()
+            return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body" and b"echo" in message.get("body", b""):
+            first_event.set()
+
+    call = asyncio.create_task(application(scope, receive, send))
+    await asyncio.wait_for(first_event.wait(), 5)
+    hang_up.set()
+    await asyncio.wait_for(call, 5)
+    return sent
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from django.conf import settings
 from analytics.models import UsageEvent
 from analytics.services import usage_events_record, usage_stream_drain
 from gateway.proxy import usage
-from gateway.tests.fixtures import recorded_usage
+from gateway.tests.fixtures import recorded_usage, stream_and_hang_up
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello there, usage"}]}
@@ -96,46 +96,9 @@ async def test_many_concurrent_calls_leave_exactly_as_many_events(gateway, serve
 
 
 async def test_a_client_leaving_mid_stream_cancels_the_upstream_call_and_is_recorded_once(gateway, served, mock_llm):
-    from portal.asgi import application
 
     await sync_to_async(served["route_to"])(f"{mock_llm.url}/stream-delay/200/v1", "slow")
-    body = json.dumps({**CHAT, "stream": True}).encode()
-    headers = [(b"content-type", b"application/json")] + [(k.encode(), v.encode()) for k, v in served["auth"].items()]
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
-        "headers": headers,
-        "query_string": b"",
-        "client": ("127.0.0.1", 5000),
-        "server": ("gatehouse", 80),
-        "scheme": "http",
-        "http_version": "1.1",
-        "root_path": "",
-        "asgi": {"version": "3.0"},
-    }
-    sent: list[dict] = []
-    first_event = asyncio.Event()
-    hang_up = asyncio.Event()
-    messages = iter([{"type": "http.request", "body": body, "more_body": False}])
-
-    async def receive() -> dict:
-        try:
-            return next(messages)
-        except StopIteration:
-            await hang_up.wait()
-            return {"type": "http.disconnect"}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-        if message["type"] == "http.response.body" and b"echo" in message.get("body", b""):
-            first_event.set()
-
-    call = asyncio.create_task(application(scope, receive, send))
-    await asyncio.wait_for(first_event.wait(), 5)
-    hang_up.set()
-    await asyncio.wait_for(call, 5)
+    sent = await stream_and_hang_up(served["auth"], {**CHAT, "stream": True})
     await asyncio.sleep(0.2)  # the mock notices the closed connection at its next write
 
     [event] = await recorded_usage()

@@ -16,6 +16,7 @@ twice here (the call log, which bills, stores each event once). The books are th
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections import defaultdict
@@ -88,10 +89,11 @@ def increments(events: list[dict[str, Any]], now: float) -> tuple[dict[str, dict
         metrics[f"cost_micros|{who}"] += cost
         if event.get("cache_hit"):
             metrics[f"cache_hits|{who}"] += 1
-        seconds = latency / 1000
-        for bound in LATENCY_BUCKETS:
-            if seconds <= bound:
-                metrics[f"duration_bucket|{model}|{bound}"] += 1
+        # One count in the smallest bucket that holds it (beyond the last: only in the count); /metrics adds
+        # them up into Prometheus' cumulative buckets.
+        slot = bisect.bisect_left(LATENCY_BUCKETS, latency / 1000)
+        if slot < len(LATENCY_BUCKETS):
+            metrics[f"duration_bucket|{model}|{LATENCY_BUCKETS[slot]}"] += 1
         metrics[f"duration_count|{model}"] += 1
         metrics[f"duration_sum_ms|{model}"] += latency
         code = event.get("error_code") or ""

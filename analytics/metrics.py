@@ -76,11 +76,10 @@ def render(counters: dict[str, int]) -> str:
         f"# TYPE {HISTOGRAM} histogram",
     ]
     for model in sorted(counts):
+        cumulative = 0
         for bound in live.LATENCY_BUCKETS:
-            le = f"{bound:g}"
-            lines.append(
-                f'{HISTOGRAM}_bucket{{model="{_escape(model)}",le="{le}"}} {buckets[model].get(str(bound), 0)}'
-            )
+            cumulative += buckets[model].get(str(bound), 0)
+            lines.append(f'{HISTOGRAM}_bucket{{model="{_escape(model)}",le="{bound:g}"}} {cumulative}')
         lines.append(f'{HISTOGRAM}_bucket{{model="{_escape(model)}",le="+Inf"}} {counts[model]}')
         lines.append(f'{HISTOGRAM}_sum{{model="{_escape(model)}"}} {sums.get(model, 0) / 1000:.3f}')
         lines.append(f'{HISTOGRAM}_count{{model="{_escape(model)}"}} {counts[model]}')

@@ -76,6 +76,8 @@ def test_metrics_need_the_token_and_speak_prometheus(market, settings):
     assert 'gatehouse_requests_total{tenant="globex",model="gpt-4o-mini",status="200"} 2' in body
     assert 'gatehouse_rate_limited_total{tenant="globex",code="rate_limit_exceeded"} 1' in body
     assert 'gatehouse_request_duration_seconds_bucket{model="gpt-4o-mini",le="0.1"} 3' in body
+    assert 'gatehouse_request_duration_seconds_bucket{model="gpt-4o-mini",le="0.05"} 0' in body
+    assert 'gatehouse_request_duration_seconds_bucket{model="gpt-4o-mini",le="60"} 3' in body  # cumulative
     assert 'gatehouse_request_duration_seconds_count{model="gpt-4o-mini"} 3' in body
     assert 'gatehouse_cost_micro_usd_total{tenant="globex",model="gpt-4o-mini"} 12' in body
     assert (

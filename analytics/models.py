@@ -74,6 +74,27 @@ class UsageEvent(TenantOwned):
         return self.prompt_tokens + self.completion_tokens
 
 
+class CallPayload(TenantOwned):
+    """A call's prompt and answer, masked, when a policy asks for payload logging (``payloads``).
+
+    Masked in the gateway before it leaves the process (every kind of data the PII detectors know, on top of
+    the call's own PII rules), kept until ``expires_at`` — a retention of its own, shorter than the call log's
+    as a rule — and trimmed with the call log (``call_log_trim``). Found by the call's ``event_id``.
+    """
+
+    event_id = models.CharField(max_length=32, unique=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="call_payloads")
+    request_text = models.TextField(blank=True, help_text="The request's messages / input / variables, as JSON.")
+    answer_text = models.TextField(blank=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta(TenantOwned.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"payload of {self.event_id}"
+
+
 class AlertKind(models.TextChoices):
     QUOTA_THRESHOLD = "quota_threshold", "Quota or budget threshold crossed"
     BUDGET_FORECAST = "budget_forecast", "Forecast to exceed the monthly budget"

@@ -23,7 +23,7 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from analytics import sketch
-from analytics.models import AlertEvent, AlertKind, AlertRule, UsageEvent, UsageRollup
+from analytics.models import AlertEvent, AlertKind, AlertRule, CallPayload, UsageEvent, UsageRollup
 from tenants.access import TenantContext
 from tenants.models import Tenant
 from tenants.permissions import Perm
@@ -450,6 +450,11 @@ def calls_filtered(scope: UsageScope, filters: dict[str, str]) -> QuerySet[Usage
 
 def call_for(scope: UsageScope, event_id: str) -> UsageEvent | None:
     return scope.calls().filter(event_id=event_id).first()
+
+
+def payload_for(tenant: Tenant, event_id: str) -> CallPayload | None:
+    """The consumer tenant's logged (masked) payload of a call, if a policy logged it and it has not expired."""
+    return CallPayload.objects.for_tenant(tenant).filter(event_id=event_id, expires_at__gte=datetime.now(UTC)).first()
 
 
 def call_filter_choices(scope: UsageScope, period: Period) -> dict[str, list[str]]:

@@ -23,7 +23,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from analytics import selectors, sketch, webhooks
-from analytics.models import AlertDelivery, AlertEvent, AlertKind, AlertRule, RollupBacklog, UsageEvent, UsageRollup
+from analytics.models import (
+    AlertDelivery,
+    AlertEvent,
+    AlertKind,
+    AlertRule,
+    CallPayload,
+    RollupBacklog,
+    UsageEvent,
+    UsageRollup,
+)
 from portal.crypto import decrypt, encrypt
 from tenants.models import Tenant
 from tenants.services import Actor, audit_record
@@ -43,6 +52,19 @@ def _row(event: dict[str, Any], publishers: set[int]) -> UsageEvent:
     if fields.get("publisher_id") not in publishers:
         fields["publisher_id"] = None  # the publisher was deleted meanwhile; the consumer's log keeps the call
     return UsageEvent(**fields)
+
+
+def _payload_row(event: dict[str, Any]) -> CallPayload:
+    payload = event["payload"]
+    # Its own retention, and never longer than its call's.
+    days = max(1, min(int(payload.get("retention_days") or 1), settings.CALL_LOG_RETENTION_DAYS))
+    return CallPayload(
+        event_id=event["event_id"],
+        tenant_id=event["tenant_id"],
+        request_text=str(payload.get("request") or ""),
+        answer_text=str(payload.get("answer") or ""),
+        expires_at=datetime.fromisoformat(event["occurred_at"]) + timedelta(days=days),
+    )
 
 
 def _address(value: Any) -> str | None:
@@ -102,6 +124,10 @@ def usage_events_record(*, events: list[dict[str, Any]]) -> int:
         fresh[event["event_id"]] = _row(event, existing)
     # ignore_conflicts: a concurrent drain that stored the same event first is not an error.
     UsageEvent.all_tenants.bulk_create(fresh.values(), ignore_conflicts=True)
+    CallPayload.all_tenants.bulk_create(
+        [_payload_row(event) for event in events if event["event_id"] in fresh and event.get("payload")],
+        ignore_conflicts=True,
+    )
     # Their hours are rolled up (again): in this transaction, so no event is ever left out of its rollup.
     hours = {_hour(row.occurred_at) for row in fresh.values()}
     RollupBacklog.objects.bulk_create([RollupBacklog(hour=hour) for hour in hours], ignore_conflicts=True)
@@ -248,6 +274,7 @@ def call_log_trim(*, older_than_days: int | None = None) -> int:
     days = settings.CALL_LOG_RETENTION_DAYS if older_than_days is None else older_than_days
     cutoff = timezone.now() - timedelta(days=days)
     deleted, _ = UsageEvent.all_tenants.filter(occurred_at__lt=cutoff).delete()
+    CallPayload.all_tenants.filter(expires_at__lt=timezone.now()).delete()  # their own retention
     return deleted
 
 

@@ -163,8 +163,12 @@ def call_detail(request: HttpRequest, event_id: str) -> HttpResponse:
     call = selectors.call_for(selectors.usage_scope_for(ctx), event_id)
     if call is None:
         raise Http404("No such call.")
+    # Prompts are the most sensitive thing here, masked or not: shown to those who may read the audit log.
+    payload = selectors.payload_for(ctx.tenant, event_id) if ctx.can(Perm.AUDIT_VIEW) else None
     return render_tenant_page(
-        request, "analytics/call.html", {"call": call, "with_costs": ctx.can(Perm.ANALYTICS_VIEW_COSTS)}
+        request,
+        "analytics/call.html",
+        {"call": call, "payload": payload, "with_costs": ctx.can(Perm.ANALYTICS_VIEW_COSTS)},
     )
 
 

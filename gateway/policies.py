@@ -85,6 +85,16 @@ RULES_SCHEMA: dict[str, Any] = {
                 "ttl_seconds": {"type": "integer", "minimum": 1, "maximum": 86_400},
             },
         },
+        "payloads": {
+            "type": "object",
+            "description": "Keep each call's prompt and answer in the call log, masked (every kind of personal "
+            "data and secret the PII detectors know replaced), for retention_days (analytics.CallPayload).",
+            "additionalProperties": False,
+            "properties": {
+                "log": {"type": "boolean"},
+                "retention_days": {"type": "integer", "minimum": 1, "maximum": 365},
+            },
+        },
         "pii": {
             "type": "object",
             "description": "Personal data and secrets in requests and answers (gateway/proxy/pii.py).",
@@ -178,8 +188,13 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("max_tokens", "default"),
     ("cache", "enabled"),
     ("cache", "ttl_seconds"),
+    ("payloads", "log"),
+    ("payloads", "retention_days"),
 )
 DEFAULT_CACHE_TTL = 300
+DEFAULT_PAYLOAD_DAYS = 7
+CACHE_PATHS = (("cache", "enabled"), ("cache", "ttl_seconds"))
+PAYLOAD_PATHS = (("payloads", "log"), ("payloads", "retention_days"))
 QUOTA_METRICS = (("requests", "requests"), ("tokens", "tokens"), ("cost_micros", "cost"))
 
 
@@ -299,6 +314,8 @@ class EffectivePolicy:
     regions_source: str = ""
     cache_ttl: int | None = None  # seconds answers are cached; None: no caching
     cache_source: str = ""
+    payload_days: int | None = None  # days masked prompts and answers are kept; None: not logged
+    payload_source: str = ""
     pii: PiiRules = field(default_factory=PiiRules)  # personal data and secrets
     injection: InjectionRules | None = None
     output: OutputFilter | None = None
@@ -384,11 +401,14 @@ def effective_policy(
     }
     quotas += _quotas("subscription", subscription_id, merged, tenant_id, timezone, periods)
     default, default_source = merged.get(("max_tokens", "default"), (DEFAULT_MAX_TOKENS, "platform default"))
-    # Caching: the most specific level that says wins, the consumer's levels being the most specific.
-    cache = {path[1]: merged[path] for path in (("cache", "enabled"), ("cache", "ttl_seconds")) if path in merged}
+    # Caching and payload logging: the most specific level that says wins, the consumer's levels being the
+    # most specific (so a consumer can turn logging of its prompts off, or on).
+    cache = {path[1]: merged[path] for path in CACHE_PATHS if path in merged}
+    payloads = {path[1]: merged[path] for path in PAYLOAD_PATHS if path in merged}
     for scope, subject, (source, rules) in consumer_layers:
         own = _as_rules(source, rules)
-        cache |= {path[1]: own[path] for path in (("cache", "enabled"), ("cache", "ttl_seconds")) if path in own}
+        cache |= {path[1]: own[path] for path in CACHE_PATHS if path in own}
+        payloads |= {path[1]: own[path] for path in PAYLOAD_PATHS if path in own}
         rate_limits(scope, subject, own)
         quotas += _quotas(scope, subject, own, tenant_id, timezone)
         if ("max_tokens", "default") in own and own[("max_tokens", "default")][0] < default:
@@ -408,6 +428,7 @@ def effective_policy(
             )
             region_sources.append(source)
     enabled, cache_source = cache.get("enabled", (False, ""))
+    logged, payload_source = payloads.get("log", (False, ""))
     layers = [*publisher_layers, *(layer for _, _, layer in consumer_layers)]
     return EffectivePolicy(
         tuple(limits),
@@ -419,6 +440,8 @@ def effective_policy(
         ", ".join(region_sources),
         cache_ttl=cache.get("ttl_seconds", (DEFAULT_CACHE_TTL, ""))[0] if enabled else None,
         cache_source=cache_source,
+        payload_days=payloads.get("retention_days", (DEFAULT_PAYLOAD_DAYS, ""))[0] if logged else None,
+        payload_source=payload_source,
         pii=_pii_rules(layers),
         injection=_injection_rules(layers),
         output=_output_filter(layers),

@@ -394,6 +394,8 @@ async def _route(exchange: Exchange, targets: tuple[Target, ...], sticky: str, g
         await _guard(exchange, policy.injection)
     if policy.pii:
         _scrub(exchange, policy)
+    if policy.payload_days:  # the request as the provider will see it; masked for the log at the end
+        exchange.record.payload_days, exchange.record.payload_request = policy.payload_days, exchange.body
     if await _served_from_cache(exchange, policy, grant.api_id):
         return
     takes = _reserve(exchange, policy, targets)
@@ -535,6 +537,8 @@ async def _answer_from_cache(exchange: Exchange, policy: EffectivePolicy, answer
         raise _refusal(decision)
     limits.LIMITER.settle([limits.Settlement(t.limit, 1, 1) for t in takes if isinstance(t.limit, limits.PeriodQuota)])
     exchange.record.status, exchange.record.cache_hit = 200, True
+    if exchange.record.payload_days:
+        _log_answer(exchange.record, json.loads(answer))
     if exchange.scrubber is not None or exchange.output is not None:  # cached as the provider answered
         answer = _delivered(exchange, json.loads(answer)) or answer
     headers = {**exchange.notice, **decision.headers(), "x-gatehouse-cache": "hit"}
@@ -733,10 +737,20 @@ async def _answer(exchange: Exchange, answer: dict[str, Any]) -> None:
     exchange.record.take_usage(answer.get("usage"))
     exchange.record.status = 200
     provided = json.dumps(answer).encode()  # what is cached: never the originals placeholders stand for
+    if exchange.record.payload_days:
+        _log_answer(exchange.record, answer)
     body = _delivered(exchange, answer) or provided
     await _send_json(exchange.send, 200, body, exchange.request_id, exchange.notice)
     if exchange.cache_key is not None:  # the client has its answer: storing it delays nobody
         await cache.CACHE.put(exchange.cache_key, provided, exchange.cache_ttl)
+
+
+def _log_answer(record: usage.CallRecord, answer: Any, *, delta: bool = False) -> None:
+    """Keep an answer's (or a streamed chunk's) texts for the payload log, as the provider sent them."""
+    for choice in (answer.get("choices") if isinstance(answer, dict) else None) or ():
+        part = choice.get("delta" if delta else "message") if isinstance(choice, dict) else None
+        if isinstance(part, dict) and isinstance(part.get("content"), str):
+            record.payload_answer.append(part["content"])
 
 
 def _delivered(exchange: Exchange, answer: dict[str, Any]) -> bytes | None:
@@ -774,11 +788,14 @@ async def _passed_events(exchange: Exchange, target: Target, chunks: AsyncIterat
                     continue
             elif b'"delta"' in event:
                 exchange.deltas += 1
-                if exchange.metered or exchange.restorer is not None or exchange.output is not None:
+                logged = exchange.record.payload_days
+                if exchange.metered or exchange.restorer is not None or exchange.output is not None or logged:
                     try:
                         data = json.loads(event[event.index(b"data:") + 5 :])
                     except ValueError:
                         data = None
+                    if logged:
+                        _log_answer(exchange.record, data, delta=True)
                     if exchange.metered and not await _metered(exchange, _delta_tokens(data)):
                         yield b"".join(out) + _cut(exchange)
                         return
@@ -804,6 +821,8 @@ async def _translated_events(exchange: Exchange, chunks: AsyncIterator[dict[str,
                 continue
             chunk.pop("usage")
         exchange.deltas += 1
+        if exchange.record.payload_days:
+            _log_answer(exchange.record, chunk, delta=True)
         if exchange.metered and not await _metered(exchange, _delta_tokens(chunk)):
             yield _cut(exchange)
             return

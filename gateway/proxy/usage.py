@@ -29,6 +29,7 @@ from django.conf import settings
 logger = logging.getLogger("gatehouse.gateway.usage")
 
 FLUSH_SECONDS = 0.05
+PAYLOAD_CHARS = 20_000  # per text of a logged payload
 BATCH_SIZE = 500
 RETRY_SECONDS = 1.0
 
@@ -69,6 +70,11 @@ class CallRecord:
     upstream_ms: int | None = None  # time spent waiting on providers
     cache_hit: bool = False  # answered from the response cache: no tokens, no cost
     decisions: list[str] = field(default_factory=list)  # what policies did to it, e.g. "prompt_injection:…"
+    # Payload logging (a policy's `payloads`): the request as the provider saw it and the answer's texts as the
+    # provider sent them (before placeholders are restored); masked for the log when the event is made.
+    payload_days: int = 0
+    payload_request: Any = None
+    payload_answer: list[str] = field(default_factory=list)
 
     def take_usage(self, usage: Any) -> bool:
         """Read an OpenAI ``usage`` object; False when there is none to read."""
@@ -89,7 +95,25 @@ class CallRecord:
         spend = self.prompt_tokens * self.input_price + self.completion_tokens * self.output_price
         return (spend + 500_000) // 1_000_000
 
+    def payload(self) -> dict[str, Any]:
+        """The masked prompt and answer, cut to PAYLOAD_CHARS each."""
+        from gateway.proxy.pii import masked_for_log
+
+        body = self.payload_request if isinstance(self.payload_request, dict) else {}
+        asked = {k: body[k] for k in ("messages", "input", "variables") if k in body}
+        return {
+            "request": json.dumps(masked_for_log(asked), ensure_ascii=False)[:PAYLOAD_CHARS],
+            "answer": masked_for_log("".join(self.payload_answer))[:PAYLOAD_CHARS],
+            "retention_days": self.payload_days,
+        }
+
     def event(self, now: float) -> dict[str, Any]:
+        event = self._event(now)
+        if self.payload_days:
+            event["payload"] = self.payload()
+        return event
+
+    def _event(self, now: float) -> dict[str, Any]:
         return {
             "event_id": uuid.uuid4().hex,
             "request_id": self.request_id,

@@ -72,22 +72,27 @@ def demo(tmp_path_factory) -> Iterator[dict]:
             output.close()
 
 
-def load(base_url: str, key: str, seconds: float) -> threading.Thread:
-    """Chat calls through the gateway for a while, a few a second (the 'load script')."""
+def load(base_url: str, key: str, seconds: float, answered: list[int]) -> threading.Thread:
+    """Chat calls through the gateway for a while, a few a second (the 'load script'); ``answered`` gets the
+    status of each."""
 
     def run() -> None:
         deadline = time.monotonic() + seconds
         with httpx.Client(base_url=base_url, headers={"authorization": f"Bearer {key}"}, timeout=10) as client:
-            n = 0
             while time.monotonic() < deadline:
-                body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"load {n}"}]}
-                assert client.post("/v1/chat/completions", json=body).status_code == 200
-                n += 1
+                body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"load {len(answered)}"}]}
+                answered.append(client.post("/v1/chat/completions", json=body).status_code)
                 time.sleep(0.1)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
+
+
+REPORTED_REQUESTS = (
+    "[...document.querySelectorAll('#cost-lines tbody tr')]"
+    ".reduce((n, row) => n + Number(row.cells[4].textContent.replace(/,/g, '')), 0)"
+)
 
 
 def test_live_numbers_move_under_load_then_finance_reads_the_report_csv_and_statement(demo):
@@ -115,7 +120,8 @@ def test_live_numbers_move_under_load_then_finance_reads_the_report_csv_and_stat
         expect(page.locator("#live-status")).to_have_text("live", timeout=10_000)
         calls = page.locator('[data-live="calls_last_minute"]')
         assert calls.inner_text() == "0"
-        traffic = load(demo["url"], demo["key"], seconds=6)
+        answered: list[int] = []
+        traffic = load(demo["url"], demo["key"], seconds=6, answered=answered)
         page.wait_for_function("Number(document.querySelector('[data-live=calls_last_minute]').textContent) > 0")
         first = int(calls.inner_text())
         page.wait_for_function(f"Number(document.querySelector('[data-live=calls_last_minute]').textContent) > {first}")
@@ -124,14 +130,16 @@ def test_live_numbers_move_under_load_then_finance_reads_the_report_csv_and_stat
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "live.png"), full_page=True)
         traffic.join()
+        assert set(answered) == {200}  # (an empty load would not be {200})
 
-        # The monthly report (rolled up by the beat schedule within seconds), its CSV, the statement.
+        # The monthly report, once the beat schedule has rolled up every call; its CSV; the statement.
         page.goto("/t/globex/reports/costs/")
         for _ in range(30):
-            if page.locator("#cost-total").count():
+            if page.locator("#cost-total").count() and page.evaluate(REPORTED_REQUESTS) == len(answered):
                 break
             page.wait_for_timeout(1000)
             page.reload()
+        assert page.evaluate(REPORTED_REQUESTS) == len(answered)
         total = page.locator("#cost-total").inner_text()
         assert total not in ("", "$0.00")
         page.screenshot(path=str(SCREENSHOTS / "cost-report.png"), full_page=True)

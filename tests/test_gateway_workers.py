@@ -159,6 +159,61 @@ print(api_key_create(application=app, name="budgeted", actor=SYSTEM)[1])
 """
 
 
+NEW_KEY = (
+    "from subscriptions.models import Application; from subscriptions import services; "
+    "from tenants.services import SYSTEM; app = Application.all_tenants.get(slug='globex-web'); "
+    "print(services.api_key_create(application=app, name='live test', actor=SYSTEM)[1])"
+)
+SIGN_IN = (
+    "from importlib import import_module; from django.conf import settings; from django.contrib import auth; "
+    "from tenants.models import User; u = User.objects.get(email='owner@globex.test'); "
+    "s = import_module(settings.SESSION_ENGINE).SessionStore(); s[auth.SESSION_KEY] = str(u.pk); "
+    "s[auth.BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]; "
+    "s[auth.HASH_SESSION_KEY] = u.get_session_auth_hash(); s.create(); print(s.session_key)"
+)
+
+
+def test_the_live_dashboard_sends_one_message_a_second_to_sockets_on_every_worker(cluster):
+    """(Before the tests that stop a worker.) Two sockets on two processes: each gets one message per second
+    (the tick lock picks one sender), with figures counted by both workers."""
+    import websockets
+
+    def shell(code: str) -> str:
+        return subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=ROOT, env=cluster["env"], check=True, timeout=60, capture_output=True, text=True,
+        ).stdout.strip().splitlines()[-1]  # fmt: skip
+
+    session, key = shell(SIGN_IN), shell(NEW_KEY)  # (the demo key may be revoked by an earlier test)
+    urls = [url for _, url in cluster["servers"]]
+    for url in urls:  # calls counted by each worker's own usage flush
+        for _ in range(3):
+            assert _chat(url, key).status_code == 200
+
+    async def listen(url: str, seconds: float) -> list[dict]:
+        headers = {"Cookie": f"sessionid={session}", "Origin": url}
+        received = []
+        async with websockets.connect(
+            url.replace("http", "ws") + "/ws/t/globex/live/", additional_headers=headers
+        ) as ws:
+            deadline = time.monotonic() + seconds
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    received.append(json.loads(await asyncio.wait_for(ws.recv(), left)))
+                except TimeoutError:
+                    break
+        return received
+
+    async def both() -> list[list[dict]]:
+        return list(await asyncio.gather(*(listen(url, 4.5) for url in urls)))
+
+    for messages in asyncio.run(both()):
+        seconds = [m["at"] for m in messages]
+        assert 3 <= len(messages) <= 6, seconds  # about one a second, not one per worker per second
+        assert len(set(seconds)) == len(seconds), seconds  # no second sent twice
+        assert max(m["calls_last_minute"] for m in messages) >= 6  # both workers' calls (and earlier tests')
+
+
 def test_a_budget_shared_by_two_workers_is_never_overspent(cluster, mock_llm_server):
     """100 calls at once over two workers, each reserving its worst case, against a budget of exactly ten."""
     from gateway.proxy.budgets import prompt_tokens
@@ -208,50 +263,3 @@ def test_a_worker_shut_down_ships_every_usage_event_it_held(cluster, mock_llm_se
     mine = [e for e in stored if e["request_id"] in set(ids)]
     assert sorted(e["request_id"] for e in mine) == sorted(ids)  # every call once: none lost, none twice
     assert all(e["prompt_tokens"] > 0 and e["status"] == 200 for e in mine)
-
-
-SIGN_IN = (
-    "from importlib import import_module; from django.conf import settings; from django.contrib import auth; "
-    "from tenants.models import User; u = User.objects.get(email='owner@globex.test'); "
-    "s = import_module(settings.SESSION_ENGINE).SessionStore(); s[auth.SESSION_KEY] = str(u.pk); "
-    "s[auth.BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]; "
-    "s[auth.HASH_SESSION_KEY] = u.get_session_auth_hash(); s.create(); print(s.session_key)"
-)
-
-
-def test_the_live_dashboard_sends_one_message_a_second_to_sockets_on_every_worker(cluster):
-    """Two sockets on two processes: each gets one message per second (the tick lock picks one sender), with
-    figures counted by both workers."""
-    import websockets
-
-    session = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", SIGN_IN],
-        cwd=ROOT, env=cluster["env"], check=True, timeout=60, capture_output=True, text=True,
-    ).stdout.strip().splitlines()[-1]  # fmt: skip
-    urls = [url for _, url in cluster["servers"]]
-    for url in urls:  # calls counted by each worker's own usage flush
-        for _ in range(3):
-            assert _chat(url, cluster["key"]).status_code == 200
-
-    async def listen(url: str, seconds: float) -> list[dict]:
-        headers = {"Cookie": f"sessionid={session}", "Origin": url}
-        received = []
-        async with websockets.connect(
-            url.replace("http", "ws") + "/ws/t/globex/live/", additional_headers=headers
-        ) as ws:
-            deadline = time.monotonic() + seconds
-            while (left := deadline - time.monotonic()) > 0:
-                try:
-                    received.append(json.loads(await asyncio.wait_for(ws.recv(), left)))
-                except TimeoutError:
-                    break
-        return received
-
-    async def both() -> list[list[dict]]:
-        return list(await asyncio.gather(*(listen(url, 4.5) for url in urls)))
-
-    for messages in asyncio.run(both()):
-        seconds = [m["at"] for m in messages]
-        assert 3 <= len(messages) <= 6, seconds  # about one a second, not one per worker per second
-        assert len(set(seconds)) == len(seconds), seconds  # no second sent twice
-        assert max(m["calls_last_minute"] for m in messages) == 6  # both workers' calls

@@ -22,7 +22,7 @@ class UsageEvent(TenantOwned):
         PROMPT = "prompt", "Prompt API"
         MODELS = "models", "Models list"
 
-    event_id = models.CharField(max_length=32, unique=True)
+    event_id = models.CharField(max_length=32, db_index=True)
     request_id = models.CharField(max_length=64)
     occurred_at = models.DateTimeField(db_index=True)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage_events")
@@ -61,6 +61,10 @@ class UsageEvent(TenantOwned):
 
     class Meta(TenantOwned.Meta):
         ordering = ["-occurred_at"]
+        # Stored once per event: the gateway's event id with its time (the same on every redelivery). The time
+        # is in the key so that PostgreSQL can range-partition the table by occurred_at (a unique constraint
+        # on a partitioned table must contain the partition key) when a deployment outgrows trimming.
+        constraints = [models.UniqueConstraint(fields=["occurred_at", "event_id"], name="usage_event_once")]
         indexes = [
             models.Index(fields=["tenant", "occurred_at"], name="usage_tenant_time"),
             models.Index(fields=["publisher", "occurred_at"], name="usage_publisher_time"),

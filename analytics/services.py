@@ -2,7 +2,7 @@
 
 Usage events travel gateway → Redis stream ``USAGE_STREAM`` → ``usage_stream_drain`` (a beat task) → the
 ``UsageEvent`` table; without Redis (embedded mode) the gateway hands its batches to ``usage_events_record``
-directly. Either way an event is stored once: ``event_id`` is unique and repeats are ignored.
+directly. Either way an event is stored once: ``(occurred_at, event_id)`` is unique and repeats are ignored.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ the usage events the calls left behind."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from typing import Any
 
@@ -21,12 +22,26 @@ from gateway.proxy import usage
 from subscriptions import services as subscription_services
 from tenants import services as tenant_services
 
+_heap_frozen = False
+
+
+def _freeze_the_heap_once() -> None:
+    """What a server's start-up does (portal/lifespan.py:calm_the_collector), which the in-process app skips:
+    freeze what the earlier tests of the run left alive, so that a full collection of that heap cannot pause a
+    burst of concurrent calls past the limiter's 250 ms Redis timeout (seen late in full runs as 503s)."""
+    global _heap_frozen
+    if not _heap_frozen:
+        gc.collect()
+        gc.freeze()
+        _heap_frozen = True
+
 
 @pytest.fixture
 async def gateway():
     """An HTTP client speaking to the ASGI app in-process, with a fresh cache and upstream client."""
     from portal.asgi import application
 
+    _freeze_the_heap_once()
     proxy.CACHE.clear()
     proxy.BREAKERS.reset()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://gatehouse") as client:
